@@ -1,0 +1,147 @@
+"""`flowvq`: the backend's command line. Every operation works without a server.
+
+Subcommands owned by other modules are wired in through their `register(subparsers)`; a module
+that is not built yet leaves its command out of `--help` rather than failing the whole CLI.
+Bad input ends in one line, `error: <message>`, and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import FlowVQError
+
+# (module, what it registers) for commands that live beside their models
+PLUGIN_MODULES = (
+    "flowvq.facemodel.cli",   # face-model export
+    "flowvq.tracker.cli",     # track
+    "flowvq.render.cli",      # render
+    "flowvq.corpus.cli",      # corpus build, dataset build
+    "flowvq.evaluate.cli",    # eval
+    "flowvq.bench",           # bench
+)
+TRAIN_MODULES = ("flowvq.fcg.cli", "flowvq.vqig.cli")  # `train fcg`, `train vqig`
+
+
+def _cmd_serve(args) -> int:
+    from .server import ServerConfig, new_token, run
+
+    token = args.token
+    host = args.host
+    if args.lan:
+        host = args.host if args.host != "127.0.0.1" else "0.0.0.0"
+        if not token:
+            token = new_token()
+            print(f"LAN mode: clients must send this token (shown once): {token}", flush=True)
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        raise FlowVQError(f"binding {host} serves other machines: pass --lan (with a token)")
+    cfg = ServerConfig(host=host, port=args.port, lan=args.lan, token=token,
+                       max_frame=args.max_frame_mb * 1024 * 1024, zeroconf=not args.no_zeroconf,
+                       fcg_checkpoint=args.checkpoint, device=args.device)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    run(cfg)
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    from tqdm import tqdm
+
+    from . import jobs
+    from .audio import load_audio
+    from .images import load_image
+
+    out = Path(args.output)
+    settings = jobs.GenerateSettings(args.emotion, args.intensity, args.takes, args.seed,
+                                     args.fps, args.temperature)
+    audio = load_audio(args.audio)
+    reference = load_image(args.reference).rgb if args.reference else None
+    models = jobs.Models(args.checkpoint, args.device)
+    with tqdm(total=100, desc="generate", unit="%", disable=args.quiet, leave=False) as bar:
+        def progress(f: float, stage: str) -> None:
+            bar.set_postfix_str(stage, refresh=False)
+            bar.update(round(100 * f) - bar.n)
+
+        takes = jobs.generate(models, audio, settings, reference, progress)
+    for k, take in enumerate(takes, start=1):
+        path = take.save(out, k)
+        if not args.quiet:
+            print(f"{path} ({take.n_frames} frames at {take.fps:g} fps, seed {take.seed})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from flowvq_shared.channels import EMOTIONS
+
+    parser = argparse.ArgumentParser(
+        prog="flowvq", description="Audio-driven emotional facial animation (FlowVQTalker).")
+    parser.add_argument("--version", action="version", version=f"flowvq {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the backend server for the Blender add-on")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=47650, help="TCP port; 0 picks a free one")
+    s.add_argument("--lan", action="store_true", help="serve other machines (requires a token)")
+    s.add_argument("--token", help="shared secret clients must send (LAN mode)")
+    s.add_argument("--max-frame-mb", type=int, default=64, help="largest frame accepted (MiB)")
+    s.add_argument("--no-zeroconf", action="store_true", help="do not announce over zeroconf")
+    s.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=_cmd_serve)
+
+    g = sub.add_parser("generate", help="audio + emotion -> takes (curve files)")
+    g.add_argument("audio", help="speech recording (wav, flac, ogg, mp3, or a video with audio)")
+    g.add_argument("--emotion", default="talking", help=f"one of: {', '.join(EMOTIONS)}")
+    g.add_argument("--intensity", type=float, default=1.0, help="0..2, 1 = as trained")
+    g.add_argument("--takes", type=int, default=1, help="number of takes (1..64)")
+    g.add_argument("--seed", type=int, default=0, help="take k uses seed+k-1")
+    g.add_argument("--fps", type=float, default=25.0, help="frame rate (24, 25, 30, 23.976...)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..3)")
+    g.add_argument("--reference", help="image of a face whose emotion to transfer")
+    g.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
+    g.add_argument("--device", help="cpu or cuda")
+    g.add_argument("-o", "--output", required=True, help="output folder for take_K.npz/.csv")
+    g.add_argument("-q", "--quiet", action="store_true")
+    g.set_defaults(func=_cmd_generate)
+
+    for name in PLUGIN_MODULES:
+        _register(name, sub)
+    train = sub.add_parser("train", help="train a model (fcg, vqig)")
+    train_sub = train.add_subparsers(dest="model", metavar="MODEL")
+    for name in TRAIN_MODULES:
+        _register(name, train_sub)
+    train.set_defaults(func=lambda a: (train.print_help(), 2)[1])
+    return parser
+
+
+def _register(module: str, sub) -> None:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return  # not built yet: the command is absent, and `hello` says so
+    mod.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FlowVQError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The backend server: asyncio TCP, msgpack frames, one model worker, zeroconf advert.
+
+Connections are handled concurrently on the event loop; model work runs on a single worker
+thread (one GPU/CPU, jobs serialised) and reports progress back through the loop. A framing
+error closes only its own connection; a bad message gets an `error` and the connection stays.
+A client that disconnects cancels its jobs. Nothing here opens a path a client sent: audio and
+images travel as bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flowvq_shared import messages as m
+from flowvq_shared import protocol as p
+from flowvq_shared.channels import EXPRESSION_NAMES, POSE_NAMES
+
+from . import __version__, jobs
+from .audio import from_samples, load_audio
+from .errors import Cancelled, FlowVQError
+from .images import load_image
+
+log = logging.getLogger("flowvq.server")
+
+SERVICE_TYPE = "_flowvq._tcp.local."
+SERVER_NAME = f"flowvq {__version__}"
+REQUEST_TYPES = ("generate", "track", "render", "face_model")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    lan: bool = False
+    token: str | None = None
+    max_frame: int = p.DEFAULT_MAX_FRAME
+    max_queue: int = 16  # jobs waiting for the worker; more are answered `busy`
+    max_connections: int = 64
+    zeroconf: bool = True
+    fcg_checkpoint: str | None = None
+    device: str | None = None
+    idle_timeout: float = 3600.0  # seconds a connection may stay silent
+
+
+@dataclass
+class Job:
+    id: object
+    conn: "Connection"
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Connection:
+    def __init__(self, server: "Server", reader, writer):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = writer.get_extra_info("peername") or ("?", 0)
+        self.jobs: dict[object, Job] = {}
+        self.authenticated = not server.auth_required
+        self._write_lock = asyncio.Lock()
+        self.closed = False
+
+    async def send(self, msg: dict) -> None:
+        if self.closed:
+            return
+        async with self._write_lock:
+            try:
+                await p.write_frame_async(self.writer, msg, self.server.config.max_frame)
+            except p.ProtocolError as e:  # a reply too big for one frame
+                await p.write_frame_async(self.writer, p.error(e.code, e.message, msg.get("id")))
+            except (ConnectionError, RuntimeError):
+                self.closed = True
+
+    def post(self, msg: dict, wait: bool = False) -> None:
+        """Send from the worker thread; `wait` blocks until sent (backpressure for big frames)."""
+        loop = self.server.loop
+        if self.closed or loop is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.send(msg), loop)
+        if wait:
+            try:
+                fut.result(timeout=600)
+            except concurrent.futures.TimeoutError:
+                self.closed = True
+
+    def cancel_all(self) -> None:
+        for job in self.jobs.values():
+            job.cancel.set()
+
+
+class Server:
+    def __init__(self, config: ServerConfig = ServerConfig()):
+        if config.lan and not config.token:
+            raise ValueError("serving the LAN requires a token")
+        self.config = config
+        self.auth_required = bool(config.token)
+        self.models = jobs.Models(config.fcg_checkpoint, config.device)
+        self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowvq-worker")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._stopped: asyncio.Event | None = None
+        self._queued = 0
+        self._connections: set[Connection] = set()
+        self._zeroconf = None
+        self.port = 0
+        self.status = self._probe_models()
+
+    # ------------------------------------------------------------------ capabilities
+
+    def _probe_models(self) -> dict[str, str | None]:
+        """Which request types can work here; a reason for each that cannot (cheap: no loading)."""
+        import importlib.util
+
+        status: dict[str, str | None] = {}
+        for kind, module in (("generate", "flowvq.fcg"), ("track", "flowvq.tracker"),
+                             ("render", "flowvq.render"), ("face_model", "flowvq.facemodel")):
+            ok = importlib.util.find_spec(module) is not None
+            status[kind] = None if ok else f"{module} is not built yet"
+        if status["generate"] is None:
+            ckpt = Path(self.config.fcg_checkpoint or jobs.DEFAULT_FCG_CHECKPOINT)
+            if not ckpt.is_file():
+                status["generate"] = f"no trained FCG checkpoint at {ckpt}"
+        return status
+
+    def hello(self) -> dict:
+        import torch
+
+        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
+        models = {"fcg": {"checkpoint": str(self.config.fcg_checkpoint or "default")}}
+        gen = self.models._generator
+        if gen is not None:
+            models["fcg"].update(gen.info)
+        return {
+            "type": "hello", "protocol": p.PROTOCOL_VERSION, "server": SERVER_NAME,
+            "capabilities": [k for k, why in self.status.items() if why is None]
+            + ["cancel", "shutdown", "ping"],
+            "not_implemented": {k: why for k, why in self.status.items() if why is not None},
+            "models": models, "device": device_name, "auth_required": self.auth_required,
+            "max_frame": self.config.max_frame,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._server = await asyncio.start_server(
+            self._handle, self.config.host, self.config.port, limit=1 << 20,
+            reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.config.zeroconf:
+            await self.loop.run_in_executor(None, self._advertise)
+        return self.port
+
+    async def serve_until_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()
+        await self.close()
+
+    def stop(self) -> None:
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.cancel_all()
+            conn.writer.close()
+        if self._zeroconf is not None:
+            zc, info = self._zeroconf
+            self._zeroconf = None
+            await self.loop.run_in_executor(None, lambda: (zc.unregister_service(info), zc.close()))
+        self.worker.shutdown(wait=False, cancel_futures=True)
+
+    def _advertise(self) -> None:
+        from zeroconf import IPVersion, ServiceInfo, Zeroconf
+
+        loopback = not self.config.lan
+        if not loopback and not self.auth_required:
+            return  # never advertise an unauthenticated server beyond this machine
+        address = "127.0.0.1" if loopback else _lan_address()
+        zc = Zeroconf(interfaces=[address] if loopback else None, ip_version=IPVersion.V4Only)
+        name = f"flowvq-{socket.gethostname()}-{self.port}"
+        info = ServiceInfo(
+            SERVICE_TYPE, f"{name}.{SERVICE_TYPE}", addresses=[socket.inet_aton(address)],
+            port=self.port, server=f"{name}.local.",
+            properties={"protocol": str(p.PROTOCOL_VERSION), "version": __version__,
+                        "auth": "token" if self.auth_required else "none"})
+        zc.register_service(info)
+        self._zeroconf = (zc, info)
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, reader, writer) -> None:
+        conn = Connection(self, reader, writer)
+        if len(self._connections) >= self.config.max_connections:
+            await conn.send(p.error(p.BUSY, "too many connections"))
+            writer.close()
+            return
+        self._connections.add(conn)
+        try:
+            await conn.send(self.hello())
+            while not conn.closed:
+                try:
+                    msg = await asyncio.wait_for(
+                        p.read_frame_async(reader, self.config.max_frame),
+                        self.config.idle_timeout)
+                except p.ProtocolError as e:
+                    # the stream can no longer be trusted to be on a frame boundary: close
+                    log.info("closing %s: %s", conn.peer, e.message)
+                    await conn.send(p.error(e.code, e.message))
+                    break
+                except (p.ConnectionClosed, ConnectionError, asyncio.TimeoutError):
+                    break
+                await self._dispatch(conn, msg)
+        except Exception:  # a bug must not take the server down with it
+            log.exception("connection %s failed", conn.peer)
+            await conn.send(p.error(p.INTERNAL, "internal server error; see the server log"))
+        finally:
+            conn.closed = True
+            conn.cancel_all()  # a client that leaves cancels its jobs
+            self._connections.discard(conn)
+            writer.close()
+
+    async def _dispatch(self, conn: Connection, msg: dict) -> None:
+        rid = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
+        try:
+            req = m.parse_request(msg)
+        except p.ProtocolError as e:
+            await conn.send(p.error(e.code, e.message, rid))
+            return
+        if not conn.authenticated and not isinstance(req, m.Hello):
+            log.warning("unauthenticated request from %s refused", conn.peer)
+            await conn.send(p.error(p.UNAUTHORIZED, "send hello with the server's token first", rid))
+            conn.closed = True
+            return
+        if isinstance(req, m.Hello):
+            await self._on_hello(conn, req)
+        elif isinstance(req, m.Ping):
+            await conn.send({"type": "pong", "id": req.id})
+        elif isinstance(req, m.Cancel):
+            job = conn.jobs.get(req.target)
+            if job is None:
+                await conn.send(p.error(p.BAD_REQUEST, f"no running job with id {req.target!r}",
+                                        req.id))
+            else:
+                job.cancel.set()
+        elif isinstance(req, m.Shutdown):
+            if not _is_loopback(str(conn.peer[0])):
+                await conn.send(p.error(p.FORBIDDEN, "shutdown is accepted from this machine only",
+                                        req.id))
+                return
+            await conn.send({"type": "result", "id": req.id, "request": "shutdown"})
+            self.stop()
+        else:
+            await self._submit(conn, req)
+
+    async def _on_hello(self, conn: Connection, req: m.Hello) -> None:
+        if req.protocol != p.PROTOCOL_VERSION:
+            await conn.send(p.error(p.UNSUPPORTED_VERSION, f"this server speaks protocol "
+                                    f"{p.PROTOCOL_VERSION}, the client {req.protocol}", req.id))
+            return
+        if self.auth_required:
+            ok = req.token is not None and hmac.compare_digest(req.token.encode(),
+                                                                self.config.token.encode())
+            if not ok:
+                log.warning("wrong token from %s: connection closed", conn.peer)
+                await conn.send(p.error(p.UNAUTHORIZED, "wrong or missing token", req.id))
+                conn.closed = True
+                return
+            conn.authenticated = True
+        await conn.send({"type": "result", "id": req.id, "request": "hello"})
+
+    async def _submit(self, conn: Connection, req: m.Request) -> None:
+        why = self.status.get(req.type)
+        if why is not None:
+            await conn.send(p.error(p.NOT_IMPLEMENTED, why, req.id))
+            return
+        if req.id is None:
+            await conn.send(p.error(p.BAD_REQUEST, f"a {req.type} request needs an 'id'"))
+            return
+        if req.id in conn.jobs:
+            await conn.send(p.error(p.BAD_REQUEST, f"id {req.id!r} is already in use", req.id))
+            return
+        if self._queued >= self.config.max_queue:
+            await conn.send(p.error(p.BUSY, f"{self._queued} jobs are waiting; try again later",
+                                    req.id))
+            return
+        job = Job(req.id, conn)
+        conn.jobs[req.id] = job
+        self._queued += 1
+        try:
+            fut = self.loop.run_in_executor(self.worker, self._run_job, job, req)
+            reply = await fut
+        finally:
+            self._queued -= 1
+            conn.jobs.pop(req.id, None)
+        await conn.send(reply)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _run_job(self, job: Job, req: m.Request) -> dict:
+        if job.cancel.is_set() or job.conn.closed:
+            return p.error(p.CANCELLED, "cancelled before it started", job.id)
+
+        def progress(fraction: float, stage: str) -> None:
+            if job.cancel.is_set():
+                raise Cancelled("cancelled")
+            job.conn.post(p.progress(job.id, fraction, stage))
+
+        try:
+            handler = getattr(self, f"_do_{req.type}")
+            return handler(job, req, progress)
+        except Cancelled:
+            return p.error(p.CANCELLED, "cancelled", job.id)
+        except FlowVQError as e:
+            return p.error(e.code, e.message, job.id)
+        except MemoryError:
+            return p.error(p.TOO_LARGE, "out of memory for this request", job.id)
+        except Exception as e:  # keep serving; the log has the traceback
+            log.exception("job %r (%s) failed", job.id, req.type)
+            return p.error(p.INTERNAL, f"internal error: {type(e).__name__}: {e}", job.id)
+        finally:
+            _free_accelerator_memory()
+
+    def _do_generate(self, job: Job, req: m.Generate, progress) -> dict:
+        progress(0.0, "reading audio")
+        if req.audio is not None:
+            audio = load_audio(req.audio, name="the audio")
+        else:
+            audio = from_samples(req.samples, req.sample_rate, label="the audio")
+        reference = load_image(req.reference_image, "the reference image").rgb \
+            if req.reference_image is not None else None
+        settings = jobs.GenerateSettings(req.emotion, req.intensity, req.takes, req.seed, req.fps,
+                                         req.temperature)
+        takes = jobs.generate(self.models, audio, settings, reference, progress, job.cancel)
+        return {
+            "type": "result", "id": job.id, "request": "generate", "fps": settings.fps,
+            "emotion": settings.emotion, "intensity": settings.intensity,
+            "names": list(EXPRESSION_NAMES), "pose_names": list(POSE_NAMES),
+            "audio_sha256": audio.sha256, "duration": audio.duration,
+            "takes": [{"index": k + 1, "seed": t.seed, "expression": t.expression,
+                       "pose": t.pose} for k, t in enumerate(takes)],
+            "model": self.models.generator().info,
+        }
+
+    def _do_track(self, job: Job, req: m.Track, progress) -> dict:
+        image = load_image(req.image, "the image")
+        r = jobs.track_image(image.rgb, req.model, progress)
+        cam = r.camera
+        camera = {k: float(v) for k, v in vars(cam).items()} if hasattr(cam, "__dict__") \
+            else {f: float(getattr(cam, f)) for f in cam.__dataclass_fields__}
+        return {"type": "result", "id": job.id, "request": "track",
+                "expression": r.expression, "pose": r.pose, "identity": r.identity,
+                "camera": camera, "landmarks": r.landmarks, "confidence": r.confidence,
+                "names": list(EXPRESSION_NAMES),
+                "notes": list(image.notes) + list(getattr(r, "notes", []))}
+
+    def _do_face_model(self, job: Job, req: m.FaceModel, progress) -> dict:
+        progress(0.0, "building the face model")
+        arrays = self.models.face_model(req.model).to_arrays()
+        out = {"type": "result", "id": job.id, "request": "face_model", "model": req.model}
+        for k, v in arrays.items():
+            out[k] = [str(n) for n in v] if k == "names" else v
+        return out
+
+    def _do_render(self, job: Job, req: m.Render, progress) -> dict:
+        import cv2
+
+        from .render import PlateRenderer
+
+        image = load_image(req.portrait, "the portrait")
+        rgb = image.rgb
+        if req.max_side and max(rgb.shape[:2]) > req.max_side:
+            s = req.max_side / max(rgb.shape[:2])
+            rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)),
+                             interpolation=cv2.INTER_AREA)
+        progress(0.0, "fitting the portrait")
+        renderer = PlateRenderer(rgb, refine=None)
+        total = int(req.expression.shape[0])
+        h, w = rgb.shape[:2]
+        for i, frame in renderer.render(req.expression, req.pose, cancel=job.cancel):
+            if job.cancel.is_set() or job.conn.closed:
+                raise Cancelled("cancelled")
+            png = _encode_png(frame, sixteen=req.format == "png16")
+            job.conn.post({"type": "frame", "id": job.id, "index": int(i), "total": total,
+                           "format": "png", "image": png}, wait=True)
+            job.conn.post(p.progress(job.id, (i + 1) / total, "rendering"))
+        return {"type": "result", "id": job.id, "request": "render", "frames": total,
+                "width": int(w), "height": int(h), "notes": list(image.notes)}
+
+
+def _encode_png(frame: np.ndarray, sixteen: bool = False) -> bytes:
+    import cv2
+
+    img = frame[:, :, ::-1]
+    if sixteen and img.dtype == np.uint8:
+        img = img.astype(np.uint16) * 257
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _lan_address() -> str:
+    # the address the OS would route out of; no packet is sent by a UDP connect
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def run(config: ServerConfig, announce=print) -> None:
+    """Serve until a shutdown request or Ctrl-C."""
+
+    async def main() -> None:
+        server = Server(config)
+        port = await server.start()
+        announce(f"listening on {config.host}:{port}", flush=True)
+        await server.serve_until_stopped()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
