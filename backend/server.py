@@ -226,6 +226,9 @@ class Server:
                         p.read_frame_async(reader, self.config.max_frame),
                         self.config.idle_timeout)
                 except p.ProtocolError as e:
+                    if not e.fatal:  # a whole frame with bad content: answer and go on
+                        await conn.send(p.error(e.code, e.message))
+                        continue
                     # the stream can no longer be trusted to be on a frame boundary: close
                     log.info("closing %s: %s", conn.peer, e.message)
                     await conn.send(p.error(e.code, e.message))

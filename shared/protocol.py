@@ -49,12 +49,17 @@ _ALLOWED_KINDS = frozenset("biuf")
 
 
 class ProtocolError(Exception):
-    """A frame or message that breaks the protocol; `code` is one of ERROR_CODES."""
+    """A frame or message that breaks the protocol; `code` is one of ERROR_CODES.
 
-    def __init__(self, code: str, message: str):
+    `fatal` means the byte stream can no longer be trusted (bad length, not msgpack): the
+    connection must close. A well-framed message with bad content is not fatal.
+    """
+
+    def __init__(self, code: str, message: str, fatal: bool = False):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fatal = fatal
 
 
 class ConnectionClosed(Exception):
@@ -140,10 +145,11 @@ def unpack_message(payload: bytes, max_size: int = DEFAULT_MAX_FRAME) -> dict:
         raise
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError,
             UnicodeDecodeError, OverflowError, RecursionError) as e:
-        raise ProtocolError(BAD_FRAME, f"frame is not a valid msgpack message ({type(e).__name__})") \
-            from None
+        raise ProtocolError(BAD_FRAME, f"frame is not a valid msgpack message ({type(e).__name__})",
+                            fatal=True) from None
     if not isinstance(obj, dict):
-        raise ProtocolError(BAD_FRAME, f"a frame must hold a map, got {type(obj).__name__}")
+        raise ProtocolError(BAD_FRAME, f"a frame must hold a map, got {type(obj).__name__}",
+                            fatal=True)
     if not isinstance(obj.get("type"), str):
         raise ProtocolError(BAD_REQUEST, "message has no string 'type'")
     return obj
@@ -160,7 +166,7 @@ def encode_frame(msg: dict, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
 def check_length(n: int, max_size: int) -> None:
     if n > max_size:
         raise ProtocolError(TOO_LARGE, f"announced frame of {n} bytes exceeds the limit of "
-                            f"{max_size} bytes")
+                            f"{max_size} bytes", fatal=True)
 
 
 # ---------------------------------------------------------------------------- blocking sockets
