@@ -1,0 +1,233 @@
+"""FCG: audio encoder + emotion encoder + ExpFlow + PoseFlow, with the training loss and the
+autoregressive sampler (batched over takes).
+
+Choices where the paper is silent are documented in docs/fcg.md; the numbers live in FCGConfig.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flowvq_shared.channels import N_EMOTIONS, N_EXPRESSION, N_POSE
+
+from .expflow import ExpFlow
+from .features import FeatureConfig, LogMel
+from .layers import Condition
+from .poseflow import PoseFlow
+
+
+@dataclass(frozen=True)
+class FCGConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    exp_dim: int = N_EXPRESSION
+    pose_dim: int = N_POSE
+    n_emotions: int = N_EMOTIONS
+    steps: int = 16  # K
+    tau: int = 10  # previous frames in the context
+    hidden: int = 48  # conditioner width (ExpFlow)
+    heads: int = 8
+    layers: int = 2
+    ffn: int = 96
+    window: int = 4  # local attention: each token sees itself and 4 tokens before it
+    pose_hidden: int = 24
+    pose_ffn: int = 48
+    audio_dim: int = 64  # f_a
+    emotion_dim: int = 32  # f_e
+    audio_channels: int = 32
+    context_dropout: float = 0.7
+    nu: float = 50.0
+    consistency_weight: float = 1e-3
+    prior_seed: int = 20240607
+    n_latents: int = 2048  # stored training latents for manifold projection
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FCGConfig":
+        d = dict(d)
+        d["features"] = FeatureConfig(**d.get("features", {}))
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AudioEncoder(nn.Module):
+    """CNN + MLP on the 16x80 mel window -> f_a (the paper's audio encoder; sizes are ours)."""
+
+    def __init__(self, window: int, n_mels: int, out: int, ch: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, ch // 2, 3, stride=(1, 2), padding=1), nn.SiLU(),
+            nn.Conv2d(ch // 2, ch, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, stride=2, padding=1), nn.SiLU(),
+        )
+        flat = ch * math.ceil(window / 4) * math.ceil(math.ceil(n_mels / 2) / 4)
+        self.mlp = nn.Sequential(nn.Linear(flat, 128), nn.SiLU(), nn.Linear(128, out))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        h = self.conv(windows[:, None])
+        return self.mlp(h.flatten(1))
+
+
+class FCGModel(nn.Module):
+    def __init__(self, cfg: FCGConfig = FCGConfig()):
+        super().__init__()
+        self.cfg = cfg
+        fc = cfg.features
+        self.logmel = LogMel(fc)
+        self.audio = AudioEncoder(fc.window_frames, fc.n_mels, cfg.audio_dim, cfg.audio_channels)
+        self.emotion = nn.Sequential(nn.Linear(cfg.n_emotions, cfg.emotion_dim), nn.SiLU(),
+                                     nn.Linear(cfg.emotion_dim, cfg.emotion_dim))
+        exp_frame = cfg.audio_dim + cfg.emotion_dim + cfg.exp_dim
+        self.exp = ExpFlow(cfg.exp_dim, cfg.n_emotions, exp_frame, cfg.tau, cfg.steps, cfg.hidden, cfg.heads,
+                           cfg.layers, cfg.ffn, cfg.window, cfg.nu, cfg.prior_seed)
+        self.pose = PoseFlow(cfg.pose_dim, cfg.audio_dim, cfg.tau, cfg.steps, cfg.pose_hidden, cfg.heads,
+                             cfg.layers, cfg.pose_ffn, cfg.window)
+        # training latents for manifold projection, filled after training (store_latents)
+        self.register_buffer("latents", torch.zeros(cfg.n_latents, cfg.exp_dim))
+        self.register_buffer("latent_emotion", torch.full((cfg.n_latents,), -1, dtype=torch.long))
+        # the training data's per-channel range: sampled curves are clamped to it (x intensity)
+        self.register_buffer("exp_lo", torch.zeros(cfg.exp_dim))
+        self.register_buffer("exp_hi", torch.ones(cfg.exp_dim))
+        self.register_buffer("pose_std", torch.ones(cfg.pose_dim))
+
+    # ---- context --------------------------------------------------------------------------------
+    def emotion_feature(self, emotion: torch.Tensor) -> torch.Tensor:
+        return self.emotion(F.one_hot(emotion, self.cfg.n_emotions).to(self.latents.dtype))
+
+    def exp_condition(self, f_a, emotion, source, prev) -> Condition:
+        frame = torch.cat([f_a, self.emotion_feature(emotion), source], dim=-1)
+        return Condition(emotion=emotion, frame=frame, prev=prev)
+
+    def pose_condition(self, f_a, prev) -> Condition:
+        return Condition(emotion=torch.zeros(f_a.shape[0], dtype=torch.long, device=f_a.device), frame=f_a, prev=prev)
+
+    # ---- training -------------------------------------------------------------------------------
+    def loss(self, batch: dict, n_consistency: int = 0) -> dict:
+        """Batch rows are frames with teacher-forced context. If n_consistency > 0, rows [0:n] and
+        [n:2n] are frames t and t-1 of the same clips, used for the consistency loss."""
+        c = self.cfg
+        f_a = self.audio(batch["windows"])
+        emotion = batch["emotion"]
+        exp_prev, pose_prev = batch["exp_prev"], batch["pose_prev"]
+        if self.training and c.context_dropout > 0:
+            # drop the previous-frames context (the paper: essential for diversity and sync)
+            keep_e = (torch.rand(exp_prev.shape[0], 1, 1, device=exp_prev.device) >= c.context_dropout)
+            keep_p = (torch.rand(pose_prev.shape[0], 1, 1, device=pose_prev.device) >= c.context_dropout)
+            exp_prev, pose_prev = exp_prev * keep_e, pose_prev * keep_p
+        ce = self.exp_condition(f_a, emotion, batch["source"], exp_prev)
+        cp = self.pose_condition(f_a, pose_prev)
+        lp_exp, _ = self.exp.log_prob(batch["exp"], ce)
+        lp_pose, _ = self.pose.log_prob(batch["pose"], cp)
+        nll_exp = -lp_exp.mean() / c.exp_dim
+        nll_pose = -lp_pose.mean() / c.pose_dim
+        total = nll_exp + nll_pose
+        out = {"nll_exp": nll_exp, "nll_pose": nll_pose}
+        if n_consistency > 0:
+            n = n_consistency
+            rows = torch.arange(2 * n, device=f_a.device)
+            sub = Condition(emotion=ce.emotion[rows], frame=ce.frame[rows], prev=ce.prev[rows])
+            z = self.exp.prior_means[sub.emotion] + torch.randn(2 * n, c.exp_dim, device=f_a.device)
+            x_hat = self.exp.inverse(z, sub)
+            x = batch["exp"][rows]
+            con = ((x[:n] - x[n:]) - (x_hat[:n] - x_hat[n:])).abs().sum(-1).mean()
+            out["consistency"] = con
+            total = total + c.consistency_weight * con / c.exp_dim
+        out["loss"] = total
+        return out
+
+    # ---- sampling -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, windows: torch.Tensor, emotion: int, source: torch.Tensor, rngs: list,
+               temperature: float = 1.0, reference: torch.Tensor | None = None, manifold: bool = False,
+               progress=None, cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6)."""
+        c = self.cfg
+        dev = windows.device
+        b, t_len = len(rngs), windows.shape[0]
+        f_a = torch.cat([self.audio(windows[i:i + 512]) for i in range(0, t_len, 512)])  # (T, audio_dim)
+        emo = torch.full((b,), emotion, dtype=torch.long, device=dev)
+        f_e = self.emotion_feature(emo)
+        src = source.to(dev).expand(b, -1)
+        # latents for every frame, drawn up front from each take's own generator
+        z_exp = torch.stack([self.exp.sample_latent(emotion, t_len, r, temperature) for r in rngs], 1).to(dev)
+        z_pose = torch.stack([self.pose.sample_latent(t_len, r, temperature) for r in rngs], 1).to(dev)
+        if reference is not None:
+            # emotion transfer: the reference's latent replaces the component mean (noise kept for takes)
+            z_ref = self._reference_latent(reference.to(dev), emotion, source.to(dev), f_a)
+            z_exp = z_exp - self.exp.prior_means[emotion] + z_ref
+        exp_plan = self.exp.flow.plan(emo)
+        pose_plan = self.pose.flow.plan(torch.zeros(b, dtype=torch.long, device=dev))
+        exp_prev = src[:, None, :].expand(b, c.tau, c.exp_dim).contiguous()
+        pose_prev = torch.zeros(b, c.tau, c.pose_dim, device=dev)
+        out_e = torch.empty(b, t_len, c.exp_dim, device=dev)
+        out_p = torch.empty(b, t_len, c.pose_dim, device=dev)
+        frame_exp_static = torch.cat([f_e, src], dim=-1)
+        zero_emo = torch.zeros(b, dtype=torch.long, device=dev)
+
+        def frame_step(ze, zp, fa_t, exp_prev, pose_prev):
+            ce = Condition(emotion=emo, frame=torch.cat([fa_t, frame_exp_static], dim=-1), prev=exp_prev)
+            x_e = self.exp.flow.inverse_planned(ze, ce, exp_plan)
+            cp = Condition(emotion=zero_emo, frame=fa_t, prev=pose_prev)
+            x_p = self.pose.flow.inverse_planned(zp, cp, pose_plan)
+            return (x_e, x_p, torch.cat([exp_prev[:, 1:], x_e[:, None]], dim=1),
+                    torch.cat([pose_prev[:, 1:], x_p[:, None]], dim=1))
+
+        step_fn = frame_step
+        if not any(p.requires_grad for p in self.parameters()):
+            # a traced frame step runs in TorchScript's interpreter: ~2x less per-op overhead than eager
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], f_a[0].expand(b, -1), exp_prev, pose_prev),
+                                          check_trace=False)
+        step_report = max(1, t_len // 50)
+        for t in range(t_len):
+            if cancel is not None and cancel.is_set():
+                from ..errors import Cancelled
+                raise Cancelled("generation cancelled")
+            ze = self.project(z_exp[t], emotion) if manifold else z_exp[t]
+            x_e, x_p, exp_prev, pose_prev = step_fn(ze, z_pose[t], f_a[t].expand(b, -1), exp_prev, pose_prev)
+            out_e[:, t] = x_e
+            out_p[:, t] = x_p
+            if progress is not None and (t % step_report == 0 or t == t_len - 1):
+                progress((t + 1) / t_len, "sampling")
+        return out_e, out_p
+
+    def _reference_latent(self, reference, emotion, source, f_a) -> torch.Tensor:
+        """z_ref = f^-1(beta_ref, c): context = mean audio feature, reference as its own past."""
+        c = self.cfg
+        emo = torch.tensor([emotion], device=reference.device)
+        prev = reference[None, None, :].expand(1, c.tau, c.exp_dim)
+        cond = self.exp_condition(f_a.mean(0, keepdim=True), emo, source[None], prev)
+        return self.exp.flow(reference[None].float(), cond)[0][0]
+
+    def project(self, z: torch.Tensor, emotion: int, k: int = 8) -> torch.Tensor:
+        """Manifold projection: replace each z by its best affine combination of its k nearest stored
+        training latents of the same emotion (weights summing to 1, LLE-style)."""
+        pool = self.latents[self.latent_emotion == emotion]
+        if pool.shape[0] < k:
+            pool = self.latents[self.latent_emotion >= 0]
+        if pool.shape[0] < k:
+            return z
+        d = torch.cdist(z, pool)
+        idx = d.topk(k, largest=False).indices  # (B, k)
+        nb = pool[idx]  # (B, k, D)
+        diff = z[:, None, :] - nb
+        gram = diff @ diff.transpose(1, 2)
+        gram = gram + torch.eye(k, device=z.device) * (1e-3 * gram.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True)[..., None] + 1e-6)
+        w = torch.linalg.solve(gram, torch.ones(z.shape[0], k, 1, device=z.device))
+        w = w / w.sum(1, keepdim=True)
+        return (w * nb).sum(1)
+
+    @torch.no_grad()
+    def store_latents(self, z: torch.Tensor, emotion: torch.Tensor) -> None:
+        n = min(z.shape[0], self.cfg.n_latents)
+        self.latents.zero_()
+        self.latent_emotion.fill_(-1)
+        self.latents[:n] = z[:n]
+        self.latent_emotion[:n] = emotion[:n]
