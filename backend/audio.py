@@ -111,15 +111,21 @@ def _decode(data: bytes, label: str, max_seconds: float) -> tuple[np.ndarray, in
 
 
 def _decode_ffmpeg(data: bytes, label: str, max_seconds: float) -> np.ndarray:
+    import tempfile
+
     import imageio_ffmpeg
 
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", "pipe:0",
-           "-t", f"{max_seconds + 1:.3f}", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
-           "-f", "s16le", "pipe:1"]
-    try:
-        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise BadAudio(f"{label}: decoding took too long") from None
+    # a file, not a pipe: mp4/mov keep their index at the end and need seeking
+    with tempfile.NamedTemporaryFile(suffix=".media") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", tmp.name,
+               "-t", f"{max_seconds + 1:.3f}", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+               "-f", "s16le", "pipe:1"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise BadAudio(f"{label}: decoding took too long") from None
     if proc.returncode != 0 or len(proc.stdout) < 2:
         raise BadAudio(f"{label} is not an audio file flowvq can read "
                        "(wav, flac, ogg, mp3, or a video with an audio track)")

@@ -1,0 +1,88 @@
+"""Bad input to the CLI ends in one readable line and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import FLOWVQ
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([FLOWVQ, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 2) / 16000
+    speechish = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(
+        np.float32)
+    files = {}
+    files["silent"] = d / "silent.wav"
+    sf.write(files["silent"], np.zeros(32000, np.float32), 16000)
+    files["short"] = d / "short.wav"
+    sf.write(files["short"], speechish[:3200], 16000)
+    files["empty"] = d / "empty.wav"
+    files["empty"].write_bytes(b"")
+    files["text"] = d / "notes.wav"
+    files["text"].write_text("this is not audio\n" * 100)
+    files["ok"] = d / "ok.wav"
+    sf.write(files["ok"], speechish + 0.01 * rng.standard_normal(speechish.size), 16000)
+    files["long"] = d / "two_hours.flac"
+    with sf.SoundFile(files["long"], "w", samplerate=8000, channels=1, format="FLAC") as f:
+        block = np.zeros(8000 * 600, np.int16)
+        for _ in range(12):  # 12 x 10 min of (compressible) silence = 2 hours
+            f.write(block)
+    return files
+
+
+@pytest.mark.parametrize("key, text", [
+    ("silent", "silent"), ("short", "0.20 s long; at least 0.5 s"), ("empty", "empty"),
+    ("text", "not an audio file"), ("long", "limit is 600 s"),
+])
+def test_generate_bad_audio(wavs, tmp_path, key, text):
+    line = one_error_line(run("generate", str(wavs[key]), "-o", str(tmp_path)))
+    assert text in line
+
+
+def test_generate_missing_file(tmp_path):
+    line = one_error_line(run("generate", str(tmp_path / "nope.wav"), "-o", str(tmp_path)))
+    assert "not found" in line
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--emotion", "bored"], "valid: neutral, angry, contempt"),
+    (["--intensity", "7"], "intensity must be between 0 and 2"),
+    (["--takes", "0"], "takes must be between 1 and 64"),
+    (["--fps", "0.5"], "fps must be between 1 and 240"),
+])
+def test_generate_bad_settings(wavs, tmp_path, args, text):
+    line = one_error_line(run("generate", str(wavs["ok"]), *args, "-o", str(tmp_path)))
+    assert text in line
+
+
+def test_help_lists_the_core_commands():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for cmd in ("serve", "generate", "train"):
+        assert cmd in proc.stdout
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "flowvq", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("flowvq ")
