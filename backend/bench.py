@@ -1,0 +1,175 @@
+"""`flowvq bench`: speed of the product's jobs on this machine, written to docs/benchmarks.md.
+
+Each measurement warms up first and reports the median of several runs, with the machine it ran
+on. A part whose model is not built is reported as such, not skipped silently.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure speed (FCG takes, plates) -> docs/benchmarks.md")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", choices=["fcg", "plates"], action="append",
+                   help="measure only these parts (repeatable)")
+    p.add_argument("--write", default=str(DOC), help="markdown file to update ('' = don't)")
+    p.add_argument("--json", help="also write the raw numbers as JSON here")
+    p.set_defaults(func=run)
+
+
+def machine(device: str) -> str:
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device.startswith("cuda"):
+        desc += f", GPU {torch.cuda.get_device_name(0)}"
+    return desc
+
+
+def _timed(fn, repeats: int) -> tuple[float, list[float]]:
+    fn()  # warm-up: first-call costs (allocations, kernels) are not the steady state
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def speech_like(seconds: float, seed: int = 0):
+    """A real recording: espeak-ng speaking a long enough text (falls back to a voiced signal)."""
+    import numpy as np
+
+    from .audio import load_audio
+    from .demo import speak
+
+    import tempfile
+
+    words = ("the quick brown fox jumps over the lazy dog while seven bright lamps "
+             "glow above a quiet harbour and people talk about tomorrow ")
+    with tempfile.TemporaryDirectory() as d:
+        wav = speak(words * int(1 + seconds / 5), Path(d) / "s.wav", speed=170)
+        x = load_audio(wav, max_seconds=3600).samples
+    n = int(seconds * 16000)
+    reps = int(np.ceil(n / x.size))
+    return np.tile(x, reps)[:n].astype(np.float32)
+
+
+def bench_fcg(device: str, repeats: int) -> list[dict]:
+    from .jobs import Models
+
+    gen = Models(device=device).generator()
+    rows = []
+    cases = [(10.0, 1), (10.0, 4)]
+    if device.startswith("cuda"):
+        cases.append((60.0, 16))
+    for seconds, takes in cases:
+        audio = speech_like(seconds)
+        med, times = _timed(lambda: gen.generate(audio, emotion="happy", n_takes=takes, seed=1,
+                                                 fps=25.0), repeats)
+        rows.append({"job": f"FCG: {takes} take(s) of {seconds:g} s at 25 fps", "device": device,
+                     "median_s": med, "runs": len(times),
+                     "realtime_factor": seconds * takes / med})
+    return rows
+
+
+def bench_plates(device: str, repeats: int) -> list[dict]:
+    import numpy as np
+    from skimage import data
+
+    from .render import PlateRenderer
+    from flowvq_shared.channels import CHANNEL_INDEX
+
+    import cv2
+
+    portrait = cv2.resize(data.astronaut(), (512, 512), interpolation=cv2.INTER_AREA)
+    r = PlateRenderer(portrait)
+    t = np.arange(50) / 25.0
+    exp = np.zeros((50, 64), np.float32)
+    exp[:, CHANNEL_INDEX["jawOpen"]] = 0.4 * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    pose = np.zeros((50, 6), np.float32)
+    pose[:, 1] = 0.1 * np.sin(2 * np.pi * 0.5 * t)
+
+    def render():
+        for _ in r.render(exp, pose):
+            pass
+
+    med, times = _timed(render, max(1, repeats // 2))
+    return [{"job": "plates: 50 frames at 512 px (geometry path)", "device": device,
+             "median_s": med, "runs": len(times), "fps": 50 / med}]
+
+
+def run(args) -> int:
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    parts = args.only or ["fcg", "plates"]
+    rows: list[dict] = []
+    notes: list[str] = []
+    for part, fn in (("fcg", bench_fcg), ("plates", bench_plates)):
+        if part not in parts:
+            continue
+        try:
+            rows += fn(device, args.repeats)
+        except ImportError as e:
+            notes.append(f"{part}: not built yet ({e})")
+        except Exception as e:  # noqa: BLE001 - a benchmark reports what failed and goes on
+            notes.append(f"{part}: {type(e).__name__}: {getattr(e, 'message', e)}")
+    desc = machine(device)
+    print(f"machine: {desc}")
+    for r in rows:
+        extra = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if k in ("realtime_factor", "fps"))
+        print(f"{r['job']:<50} {r['median_s']:8.3f} s  ({extra})")
+    for n in notes:
+        print(f"not measured: {n}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": desc, "rows": rows, "notes": notes},
+                                              indent=2))
+    if args.write:
+        _write_doc(Path(args.write), desc, device, rows, notes)
+    return 0
+
+
+def _write_doc(path: Path, desc: str, device: str, rows: list[dict], notes: list[str]) -> None:
+    """Replace this device's section of the benchmark page, keeping the others."""
+    begin, end = f"<!-- bench:{device}:begin -->", f"<!-- bench:{device}:end -->"
+    lines = [begin, f"### {device}: {desc}", "",
+             f"Measured {time.strftime('%Y-%m-%d')} with `flowvq bench --device {device}`.", "",
+             "| job | median time | speed |", "|---|---|---|"]
+    for r in rows:
+        speed = (f"{r['realtime_factor']:.1f}x real time" if "realtime_factor" in r
+                 else f"{r['fps']:.1f} frames/s")
+        lines.append(f"| {r['job']} | {r['median_s']:.3f} s ({r['runs']} runs) | {speed} |")
+    for n in notes:
+        lines.append(f"\nNot measured: {n}")
+    lines.append(end)
+    section = "\n".join(lines)
+    text = path.read_text() if path.exists() else (
+        "# Benchmarks\n\nSpeed of the backend's jobs, measured by `flowvq bench` (median of "
+        "several runs after a warm-up). The Blender add-on's key writing is measured by "
+        "`benchmarks/bench_apply_take.py`.\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
