@@ -70,7 +70,8 @@ def _cmd_generate(args) -> int:
     for k, take in enumerate(takes, start=1):
         path = take.save(out, k)
         if not args.quiet:
-            print(f"{path} ({take.n_frames} frames at {take.fps:g} fps, seed {take.seed})")
+            print(f"{path} ({take.n_frames} frames at {take.fps:g} fps, seed {take.seed}, "
+                  f"take {take.index})")
     return 0
 
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--emotion", default="talking", help=f"one of: {', '.join(EMOTIONS)}")
     g.add_argument("--intensity", type=float, default=1.0, help="0..2, 1 = as trained")
     g.add_argument("--takes", type=int, default=1, help="number of takes (1..64)")
-    g.add_argument("--seed", type=int, default=0, help="take k uses seed+k-1")
+    g.add_argument("--seed", type=int, default=0, help="same seed -> same takes; take k depends only on (seed, k)")
     g.add_argument("--fps", type=float, default=25.0, help="frame rate (24, 25, 30, 23.976...)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..3)")
     g.add_argument("--reference", help="image of a face whose emotion to transfer")

@@ -106,6 +106,6 @@ def generate(models: Models, audio: Audio, settings: GenerateSettings,
         temperature=settings.temperature, reference_expression=reference,
         progress=progress, cancel=cancel)
     return [Take(expression=exp, pose=pose, fps=settings.fps, emotion=settings.emotion,
-                 intensity=settings.intensity, seed=settings.seed + k,
+                 intensity=settings.intensity, seed=settings.seed, index=k + 1,
                  audio_sha256=audio.sha256)
             for k, (exp, pose) in enumerate(results)]

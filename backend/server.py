@@ -362,8 +362,8 @@ class Server:
             "emotion": settings.emotion, "intensity": settings.intensity,
             "names": list(EXPRESSION_NAMES), "pose_names": list(POSE_NAMES),
             "audio_sha256": audio.sha256, "duration": audio.duration,
-            "takes": [{"index": k + 1, "seed": t.seed, "expression": t.expression,
-                       "pose": t.pose} for k, t in enumerate(takes)],
+            "takes": [{"index": t.index, "seed": t.seed, "expression": t.expression,
+                       "pose": t.pose} for t in takes],
             "model": self.models.generator().info,
         }
 

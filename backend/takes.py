@@ -24,8 +24,9 @@ class Take:
     fps: float
     emotion: str = "talking"
     intensity: float = 1.0
-    seed: int = 0
+    seed: int = 0  # the request's seed; with `index` it reproduces this take exactly
     audio_sha256: str = ""
+    index: int = 1  # take number within its request, from 1
     names: tuple[str, ...] = field(default=EXPRESSION_NAMES)
 
     def __post_init__(self):
@@ -61,6 +62,7 @@ class Take:
             emotion=np.array(self.emotion),
             intensity=np.float32(self.intensity),
             seed=np.int64(self.seed),
+            take=np.int64(self.index),
             audio_sha256=np.array(self.audio_sha256),
         )
         tmp.replace(path)  # a reader never sees a half-written take
@@ -93,6 +95,7 @@ class Take:
                     intensity=float(z["intensity"]) if "intensity" in z else 1.0,
                     seed=int(z["seed"]) if "seed" in z else 0,
                     audio_sha256=str(z["audio_sha256"]) if "audio_sha256" in z else "",
+                    index=int(z["take"]) if "take" in z else 1,
                     names=tuple(str(n) for n in z["names"]) if "names" in z else EXPRESSION_NAMES,
                 )
         except (KeyError, ValueError, OSError) as e:
