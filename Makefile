@@ -33,7 +33,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 soak: setup
-	$(BIN)/python -m pytest -q -m soak tests/test_soak.py
+	FLOWVQ_SOAK_REPORT=out/soak.txt $(BIN)/python -m pytest -q -s -m soak tests/test_soak.py -p no:cacheprovider
 
 addon: setup
 	$(BIN)/python build_addon.py

@@ -55,3 +55,19 @@ def backend():
     b = BackendProcess("--no-zeroconf")
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    """Real speech made here by espeak-ng (installed by the Makefile), 16 kHz after loading."""
+    from flowvq.demo import speak
+
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    return speak("Bob bought a big blue map, and we will open every window today.", path)
+
+
+@pytest.fixture(scope="session")
+def portrait_png(tmp_path_factory) -> Path:
+    from flowvq.demo import portrait
+
+    return portrait(tmp_path_factory.mktemp("portrait") / "astronaut.png")
