@@ -1,0 +1,149 @@
+"""The FlowVQ tab of the 3D viewport's sidebar: backend, audio, emotion, takes, target, plates."""
+from __future__ import annotations
+
+import bpy
+
+
+class FLOWVQ_UL_takes(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.prop(item, "kept", text="", icon="CHECKBOX_HLT" if item.kept else "CHECKBOX_DEHLT",
+                 emboss=False)
+        row.label(text=item.name, icon="ACTION" if not item.baked else "NLA")
+        row.prop(item, "weight", text="", emboss=False)
+
+
+class FLOWVQ_UL_calibration(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.label(text=item.name)
+        row.prop(item, "gain", text="gain")
+        row.prop(item, "offset", text="offset")
+
+
+class _FlowVQPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "FlowVQ"
+
+
+class FLOWVQ_PT_main(_FlowVQPanel, bpy.types.Panel):
+    bl_label = "FlowVQ"
+
+    def draw(self, context):
+        st = context.window_manager.flowvq_status
+        layout = self.layout
+        box = layout.box()
+        box.label(text=st.text, icon="LINKED" if st.connected else "UNLINKED")
+        if st.connected:
+            if st.models:
+                box.label(text=f"Models: {st.models}")
+            for line in filter(None, st.unavailable.split("; ")):
+                box.label(text=f"Not available yet: {line}", icon="INFO")
+        row = box.row(align=True)
+        row.operator("flowvq.check_backend", icon="FILE_REFRESH")
+        row.operator("flowvq.start_backend", icon="PLAY")
+        row.operator("flowvq.stop_backend", text="", icon="X")
+        if st.busy:
+            row = layout.row(align=True)
+            row.progress(factor=st.progress, text=f"{st.stage} {round(100 * st.progress)}%")
+            row.operator("flowvq.cancel", text="", icon="CANCEL")
+        if st.last_error:
+            layout.label(text=st.last_error, icon="ERROR")
+
+
+class FLOWVQ_PT_generate(_FlowVQPanel, bpy.types.Panel):
+    bl_label = "Generate"
+    bl_parent_id = "FLOWVQ_PT_main"
+
+    def draw(self, context):
+        s = context.scene.flowvq
+        layout = self.layout
+        layout.prop(s, "audio_source", expand=True)
+        if s.audio_source == "FILE":
+            layout.prop(s, "audio_file")
+        fps = context.scene.render.fps / context.scene.render.fps_base
+        layout.label(text=f"Scene frame rate: {fps:g} fps")
+        layout.prop(s, "emotion_source", expand=True)
+        if s.emotion_source == "LABEL":
+            layout.prop(s, "emotion")
+        else:
+            layout.prop(s, "reference_image")
+        layout.prop(s, "intensity")
+        row = layout.row(align=True)
+        row.prop(s, "takes")
+        row.prop(s, "seed")
+        layout.prop(s, "temperature")
+        layout.operator("flowvq.generate", icon="SOUND")
+
+
+class FLOWVQ_PT_takes(_FlowVQPanel, bpy.types.Panel):
+    bl_label = "Takes"
+    bl_parent_id = "FLOWVQ_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.scene.flowvq.target or context.active_object
+        if obj is None or not hasattr(obj, "flowvq"):
+            layout.label(text="Pick a target to see its takes")
+            return
+        layout.template_list("FLOWVQ_UL_takes", "", obj.flowvq, "takes", obj.flowvq,
+                             "active_take", rows=4)
+        row = layout.row(align=True)
+        row.operator("flowvq.take_delete", icon="TRASH")
+        row.operator("flowvq.take_restore", icon="LOOP_BACK")
+        row = layout.row(align=True)
+        row.operator("flowvq.take_push_nla", icon="NLA_PUSHDOWN")
+        row.operator("flowvq.take_bake", icon="ACTION")
+        layout.operator("screen.animation_play", text="Play", icon="PLAY")
+
+
+class FLOWVQ_PT_target(_FlowVQPanel, bpy.types.Panel):
+    bl_label = "Target"
+    bl_parent_id = "FLOWVQ_PT_main"
+
+    def draw(self, context):
+        s = context.scene.flowvq
+        layout = self.layout
+        layout.prop(s, "target")
+        layout.operator("flowvq.add_head", icon="MONKEY")
+        layout.prop(s, "pose_mode")
+        if s.pose_mode != "NONE":
+            layout.prop(s, "pose_object")
+            if s.pose_mode == "BONE":
+                layout.prop(s, "pose_bone")
+            layout.prop(s, "translation_scale")
+        row = layout.row()
+        row.prop(s, "mirror")
+        row.prop(s, "clamp")
+        layout.operator("flowvq.check_mapping", icon="VIEWZOOM")
+        obj = s.target
+        if obj is not None and obj.flowvq.last_mapping:
+            col = layout.column(align=True)
+            for part in obj.flowvq.last_mapping.split("; "):
+                col.label(text=part)
+        layout.label(text="Calibration (per channel)")
+        layout.template_list("FLOWVQ_UL_calibration", "", s, "calibration", s,
+                             "calibration_index", rows=4)
+        row = layout.row(align=True)
+        row.operator("flowvq.calibration_reset", text="Reset")
+        row.operator("flowvq.calibration_load", text="Load", icon="FILEBROWSER")
+        row.operator("flowvq.calibration_save", text="Save", icon="FILE_TICK")
+
+
+class FLOWVQ_PT_plates(_FlowVQPanel, bpy.types.Panel):
+    bl_label = "Plates"
+    bl_parent_id = "FLOWVQ_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.flowvq
+        layout = self.layout
+        layout.prop(s, "portrait")
+        layout.prop(s, "plate_dir")
+        layout.prop(s, "plate_format")
+        layout.operator("flowvq.render_plates", icon="RENDER_ANIMATION")
+
+
+classes = (FLOWVQ_UL_takes, FLOWVQ_UL_calibration, FLOWVQ_PT_main, FLOWVQ_PT_generate,
+           FLOWVQ_PT_takes, FLOWVQ_PT_target, FLOWVQ_PT_plates)

@@ -1,0 +1,47 @@
+"""Add-on preferences: where the backend is, how to start one, timeouts."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from .client import DEFAULT_HOST, DEFAULT_PORT
+
+
+class FlowVQPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    connection: EnumProperty(name="Connection", items=[
+        ("AUTO", "Automatic", "Find a backend over zeroconf (_flowvq._tcp), else use host:port"),
+        ("MANUAL", "Manual", "Always use the host, port and token below")], default="AUTO")
+    host: StringProperty(name="Host", default=DEFAULT_HOST)
+    port: IntProperty(name="Port", default=DEFAULT_PORT, min=1, max=65535)
+    token: StringProperty(name="Token", subtype="PASSWORD",
+                          description="Shared secret of a backend serving the LAN (flowvq serve "
+                                      "--lan prints it)")
+    lan_discovery: BoolProperty(name="Discover on the LAN", default=False,
+                                description="Browse the whole network for backends, not only "
+                                            "this machine (sends multicast packets)")
+    backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH",
+                                   description="Python interpreter, or virtualenv folder, that "
+                                               "has flowvq installed (for Start Local Backend)")
+    connect_timeout: FloatProperty(name="Connect Timeout (s)", default=3.0, min=0.5, max=60.0)
+    idle_timeout: FloatProperty(name="Job Silence Timeout (s)", default=300.0, min=5.0,
+                                description="Give up on a job when the backend sends nothing "
+                                            "for this long")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "connection", expand=True)
+        col = layout.column()
+        row = col.row(align=True)
+        row.prop(self, "host")
+        row.prop(self, "port")
+        col.prop(self, "token")
+        col.prop(self, "lan_discovery")
+        layout.prop(self, "backend_python")
+        row = layout.row()
+        row.prop(self, "connect_timeout")
+        row.prop(self, "idle_timeout")
+
+
+classes = (FlowVQPreferences,)

@@ -1,0 +1,133 @@
+"""The add-on's data in the .blend: scene settings, per-object takes, runtime status."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
+                       IntProperty, PointerProperty, StringProperty)
+
+from ._shared import channels
+
+EMOTION_ITEMS = [(e, e.capitalize(), f"Generate with the '{e}' emotion")
+                 for e in channels.EMOTIONS]
+
+
+def _active_take_changed(self, context):
+    from . import takes  # late: takes imports this module
+
+    obj = self.id_data
+    if 0 <= self.active_take < len(self.takes) and not takes.ACTIVATING:
+        takes.activate(obj, self.active_take)
+
+
+class FlowVQTake(bpy.types.PropertyGroup):
+    # name (inherited) is the label shown in the take list, e.g. "FlowVQ happy s7 t2"
+    shape_action: PointerProperty(type=bpy.types.Action, name="Shape-key Action")
+    pose_action: PointerProperty(type=bpy.types.Action, name="Pose Action")
+    pose_object: PointerProperty(type=bpy.types.Object, name="Pose Object")
+    emotion: StringProperty(name="Emotion")
+    intensity: FloatProperty(name="Intensity")
+    seed: IntProperty(name="Seed")
+    take_index: IntProperty(name="Take")
+    temperature: FloatProperty(name="Temperature")
+    fps: FloatProperty(name="FPS")
+    frame_start: IntProperty(name="First Frame")
+    frames: IntProperty(name="Frames")
+    audio_sha256: StringProperty(name="Audio SHA-256")
+    kept: BoolProperty(name="Keep", description="Keep this take (push to NLA / bake use kept "
+                       "takes)", default=False)
+    weight: FloatProperty(name="Weight", description="Share of this take when blending in the "
+                          "NLA or baking", default=1.0, min=0.0, soft_max=1.0)
+    baked: BoolProperty(name="Baked", default=False)
+
+
+class FlowVQObjectSettings(bpy.types.PropertyGroup):
+    takes: CollectionProperty(type=FlowVQTake)
+    active_take: IntProperty(name="Active Take", default=-1, update=_active_take_changed)
+    # what the artist had assigned before the first take, restored by "Restore Original"
+    original_saved: BoolProperty(default=False)
+    original_shape_action: PointerProperty(type=bpy.types.Action)
+    original_pose_action: PointerProperty(type=bpy.types.Action)
+    last_mapping: StringProperty(name="Last Mapping", description="How the last take's "
+                                 "channels were matched to this object's shape keys")
+
+
+class FlowVQCalibrationRow(bpy.types.PropertyGroup):
+    # name (inherited) is the FlowVQ channel
+    gain: FloatProperty(name="Gain", default=1.0, soft_min=0.0, soft_max=2.0)
+    offset: FloatProperty(name="Offset", default=0.0, soft_min=-1.0, soft_max=1.0)
+
+
+class FlowVQSceneSettings(bpy.types.PropertyGroup):
+    audio_source: EnumProperty(name="Audio", items=[
+        ("STRIP", "Sound Strip", "The active sound strip of the Video Sequencer; its start "
+                                 "sets the first frame"),
+        ("FILE", "File", "An audio file; keys start at the scene's start frame")],
+        default="STRIP")
+    audio_file: StringProperty(name="Audio File", subtype="FILE_PATH")
+    emotion_source: EnumProperty(name="Emotion From", items=[
+        ("LABEL", "Label", "One of the 9 emotion classes"),
+        ("IMAGE", "Reference Image", "Transfer the emotion of a face in an image")],
+        default="LABEL")
+    emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="talking")
+    intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0)
+    reference_image: StringProperty(name="Reference Image", subtype="FILE_PATH")
+    takes: IntProperty(name="Takes", default=3, min=1, max=16)
+    seed: IntProperty(name="Seed", default=0, min=0)
+    temperature: FloatProperty(name="Temperature", default=1.0, min=0.0, max=3.0)
+    target: PointerProperty(type=bpy.types.Object, name="Target",
+                            poll=lambda self, obj: obj.type == "MESH",
+                            description="Mesh whose shape keys receive the expression curves")
+    pose_mode: EnumProperty(name="Head Pose", items=[
+        ("OBJECT", "Object", "Rotate and move an object (by default the target)"),
+        ("BONE", "Bone", "Rotate and move a pose bone of an armature"),
+        ("NONE", "None", "Expression only")], default="OBJECT")
+    pose_object: PointerProperty(type=bpy.types.Object, name="Pose Object",
+                                 description="Object (or armature, for a bone) to move; "
+                                             "empty = the target")
+    pose_bone: StringProperty(name="Bone")
+    translation_scale: FloatProperty(name="Translation Scale", default=1.0, min=0.0,
+                                     description="Model units -> Blender units for head "
+                                                 "translation")
+    mirror: BoolProperty(name="Mirror Sides", default=False,
+                         description="Swap left and right (rigs named from the viewer's side)")
+    clamp: BoolProperty(name="Clamp 0-1", default=False,
+                        description="Clamp calibrated values to the usual slider range")
+    calibration: CollectionProperty(type=FlowVQCalibrationRow)
+    calibration_index: IntProperty(default=0)
+    portrait: StringProperty(name="Portrait", subtype="FILE_PATH")
+    plate_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="//plates/")
+    plate_format: EnumProperty(name="Format", items=[
+        ("png", "PNG 8-bit", ""), ("png16", "PNG 16-bit", ""), ("exr", "OpenEXR", "")],
+        default="png")
+
+
+class FlowVQStatus(bpy.types.PropertyGroup):
+    """Runtime only (lives on the window manager, never saved)."""
+    connected: BoolProperty(default=False)
+    text: StringProperty(default="Backend not checked yet")
+    server: StringProperty()
+    device: StringProperty()
+    models: StringProperty()
+    unavailable: StringProperty(description="Requests the backend cannot serve yet, and why")
+    endpoint: StringProperty()
+    busy: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    stage: StringProperty()
+    last_error: StringProperty()
+    last_report: StringProperty()
+
+
+classes = (FlowVQTake, FlowVQObjectSettings, FlowVQCalibrationRow, FlowVQSceneSettings,
+           FlowVQStatus)
+
+
+def attach() -> None:
+    bpy.types.Object.flowvq = PointerProperty(type=FlowVQObjectSettings)
+    bpy.types.Scene.flowvq = PointerProperty(type=FlowVQSceneSettings)
+    bpy.types.WindowManager.flowvq_status = PointerProperty(type=FlowVQStatus)
+
+
+def detach() -> None:
+    del bpy.types.WindowManager.flowvq_status
+    del bpy.types.Scene.flowvq
+    del bpy.types.Object.flowvq

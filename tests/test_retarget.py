@@ -1,0 +1,123 @@
+"""Retargeting by name (bpy-free): side conventions, splits, merges, calibration, presets."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from blender_addon import posemap, retarget  # noqa: E402
+from flowvq_shared.channels import ARKIT_NAMES, EXPRESSION_NAMES  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.parametrize("name", ["eyeBlinkLeft", "eyeBlink_L", "EyeBlink.L", "eye_blink_left",
+                                  "EYEBLINK_LEFT", "Left_EyeBlink", "LeftEyeBlink", "l_eyeBlink",
+                                  "eyeBlinkL", "eyeBlink-l", "eyeblink left"])
+def test_left_eye_blink_spellings(name):
+    assert retarget.split_name(name) == ("eyeblink", "L")
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("mouthSmileRight", ("mouthsmile", "R")), ("browInnerUp", ("browinnerup", "")),
+    ("jawOpen", ("jawopen", "")), ("chinCleft", ("chincleft", "")), ("pupil", ("pupil", "")),
+    ("cheekRaiser_L", ("cheekraise", "L")), ("Right", ("right", ""))])
+def test_names_that_must_not_be_split_wrongly(name, expected):
+    assert retarget.split_name(name) == expected
+
+
+def test_every_arkit_name_maps_to_itself_under_other_conventions():
+    variants = []
+    for n in ARKIT_NAMES:
+        base, side = retarget.split_name(n)
+        stem = n[:-4] if n.endswith("Left") else n[:-5] if n.endswith("Right") else n
+        variants.append(f"{stem}_{side}" if side else n.upper())
+    m = retarget.match(EXPRESSION_NAMES, variants)
+    driven = {d.key: EXPRESSION_NAMES[d.channels[0]] for d in m.drives}
+    assert len(driven) == 52 and all(d.kind == "exact" for d in m.drives)
+    for variant, original in zip(variants, ARKIT_NAMES):
+        assert driven[variant] == original
+
+
+def test_split_merge_unmatched_and_unused():
+    keys = ["Basis", "browInnerUp_L", "browInnerUp_R", "mouthSmile", "jawOpen", "myCustomShape"]
+    m = retarget.match(EXPRESSION_NAMES, keys)
+    assert m.split == {"browInnerUp": ("browInnerUp_L", "browInnerUp_R")}
+    assert m.merged == {"mouthSmile": ("mouthSmileLeft", "mouthSmileRight")}
+    assert m.unused_keys == ("myCustomShape",)
+    assert "tongueOut" in m.unmatched_channels and "jawOpen" not in m.unmatched_channels
+    t = 5
+    exp = np.zeros((t, 64), np.float32)
+    exp[:, EXPRESSION_NAMES.index("browInnerUp")] = 0.5
+    exp[:, EXPRESSION_NAMES.index("mouthSmileLeft")] = 0.2
+    exp[:, EXPRESSION_NAMES.index("mouthSmileRight")] = 0.6
+    values = retarget.key_values(m, exp)
+    np.testing.assert_allclose(values["browInnerUp_L"], 0.5)
+    np.testing.assert_allclose(values["browInnerUp_R"], 0.5)
+    np.testing.assert_allclose(values["mouthSmile"], 0.4, rtol=1e-6)
+
+
+def test_mirror_swaps_sides():
+    m = retarget.match(EXPRESSION_NAMES, ["eyeBlink_L"], mirror=True)
+    assert EXPRESSION_NAMES[m.drives[0].channels[0]] == "eyeBlinkRight"
+
+
+def test_calibration_applies_gain_offset_and_clamp_and_round_trips(tmp_path):
+    cal = retarget.Calibration(gains={"jawOpen": 2.0}, offsets={"jawOpen": -0.1}, clamp=(0, 1))
+    m = retarget.match(EXPRESSION_NAMES, ["jawOpen", "eyeBlinkLeft"])
+    exp = np.zeros((3, 64), np.float32)
+    exp[:, EXPRESSION_NAMES.index("jawOpen")] = [0.0, 0.3, 0.9]
+    exp[:, EXPRESSION_NAMES.index("eyeBlinkLeft")] = [0.1, 0.2, 0.3]
+    v = retarget.key_values(m, exp, cal)
+    np.testing.assert_allclose(v["jawOpen"], [0.0, 0.5, 1.0], atol=1e-6)  # -0.1 clamps to 0
+    np.testing.assert_allclose(v["eyeBlinkLeft"], [0.1, 0.2, 0.3], atol=1e-6)
+    path = tmp_path / "preset.json"
+    cal.save(path)
+    assert retarget.Calibration.load(path) == cal
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("{", "not valid JSON"), ('{"kind": "other", "format": 1}', "not a FlowVQ calibration"),
+    ('{"kind": "flowvq_calibration", "format": 2}', "format 2"),
+    ('{"kind": "flowvq_calibration", "format": 1, "gains": {"jawOpen": "x"}}', "gains"),
+    ('{"kind": "flowvq_calibration", "format": 1, "clamp": [1, 0]}', "clamp")])
+def test_bad_presets_are_refused_with_a_reason(text, msg):
+    with pytest.raises(ValueError, match=msg):
+        retarget.Calibration.from_json(text)
+
+
+def test_key_values_checks_the_shape():
+    m = retarget.match(EXPRESSION_NAMES, ["jawOpen"])
+    with pytest.raises(ValueError, match=r"\(T, 64\)"):
+        retarget.key_values(m, np.zeros((4, 52)))
+
+
+def test_ict_facekit_names():
+    npz = DATA / "rig_ict_facekit" / "ict_facekit_blendshapes.npz"
+    if not npz.is_file():
+        pytest.skip(f"ICT-FaceKit rig not found at {npz} (../shared/data is absent)")
+    names = [str(n) for n in np.load(npz)["names"]]
+    m = retarget.match(EXPRESSION_NAMES, names)
+    primary_missing = [n for n in m.unmatched_channels if n in ARKIT_NAMES]
+    assert primary_missing == ["tongueOut"]
+    assert m.split == {"browInnerUp": ("browInnerUp_L", "browInnerUp_R"),
+                       "cheekPuff": ("cheekPuff_L", "cheekPuff_R")}
+    assert set(m.unused_keys) == {"PupilDilate_L", "PupilDilate_R"}
+    s = m.summary()
+    assert "unmatched channels: tongueOut" in s and "cheekPuff -> cheekPuff_L/cheekPuff_R" in s
+
+
+def test_pose_mapping_axes():
+    pose = np.array([[0.1, 0.2, 0.3, 1.0, 2.0, 3.0]], np.float32)
+    obj = posemap.for_object(pose, translation_scale=0.5, base_location=(0, 0, 1))
+    np.testing.assert_allclose(obj.rotation_euler[0], [0.1, -0.3, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(obj.location[0], [0.5, -1.5, 2.0], rtol=1e-6)
+    bone = posemap.for_bone(pose)
+    np.testing.assert_allclose(bone.rotation_euler[0], [0.1, 0.2, 0.3], rtol=1e-6)
+    q = posemap.euler_to_quaternion(np.array([[0.0, 0.0, np.pi / 2]]))
+    np.testing.assert_allclose(q[0], [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)], atol=1e-6)
