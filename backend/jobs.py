@@ -6,17 +6,18 @@ both go through `models()`. Anything a user got wrong raises a FlowVQError subcl
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from flowvq_shared.channels import EMOTIONS, INTENSITY_RANGE, emotion_index
+from flowvq_shared.messages import generate_settings
+from flowvq_shared.protocol import ProtocolError
 
 from .audio import Audio
 from .errors import BadRequest, NotImplementedYet
-from .takes import Take, validate_fps
+from .takes import Take
 
 Progress = Callable[[float, str], None]
 DEFAULT_FCG_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "fcg_default.pt"
@@ -37,19 +38,11 @@ class GenerateSettings:
 
     def __post_init__(self):
         try:
-            object.__setattr__(self, "emotion", EMOTIONS[emotion_index(self.emotion)])
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
-        lo, hi = INTENSITY_RANGE
-        if not lo <= float(self.intensity) <= hi:
-            raise BadRequest(f"intensity must be between {lo:g} and {hi:g}, got {self.intensity}")
-        if not 1 <= int(self.takes) <= 64:
-            raise BadRequest(f"takes must be between 1 and 64, got {self.takes}")
-        if int(self.seed) < 0:
-            raise BadRequest(f"seed must be >= 0, got {self.seed}")
-        if not 0.0 <= float(self.temperature) <= 3.0:
-            raise BadRequest(f"temperature must be between 0 and 3, got {self.temperature}")
-        object.__setattr__(self, "fps", validate_fps(self.fps))
+            valid = generate_settings(asdict(self))
+        except ProtocolError as e:
+            raise BadRequest(e.message) from None
+        for name, value in valid.items():
+            object.__setattr__(self, name, value)
 
 
 class Models:

@@ -104,6 +104,14 @@ class Hello(Request):
                    client=_get(m, "client", (str,), ""), token=_get(m, "token", (str,), None))
 
 
+def generate_settings(m: dict) -> dict:
+    """The sampling settings of a generate request, validated (shared with the CLI)."""
+    return {"emotion": _emotion(m), "intensity": _number(m, "intensity", 1.0, *INTENSITY_RANGE),
+            "takes": _int(m, "takes", 1, 1, MAX_TAKES), "seed": _int(m, "seed", 0, 0, 2**63 - 1),
+            "fps": _number(m, "fps", 25.0, 1.0, 240.0),
+            "temperature": _number(m, "temperature", 1.0, 0.0, 3.0)}
+
+
 @dataclass(frozen=True)
 class Generate(Request):
     """Audio + emotion -> takes. Audio is a file's bytes (wav, flac, ogg, mp3) or float samples."""
@@ -131,11 +139,7 @@ class Generate(Request):
                 raise _bad("field 'samples' must be a 1-D (or 2-D channels-last) numeric array")
             sr = _int(m, "sample_rate", lo=4000, hi=192000)
         return cls(
-            id=m.get("id"), audio=audio, samples=samples, sample_rate=sr,
-            emotion=_emotion(m), intensity=_number(m, "intensity", 1.0, *INTENSITY_RANGE),
-            takes=_int(m, "takes", 1, 1, MAX_TAKES), seed=_int(m, "seed", 0, 0, 2**63 - 1),
-            fps=_number(m, "fps", 25.0, 1.0, 240.0),
-            temperature=_number(m, "temperature", 1.0, 0.0, 3.0),
+            id=m.get("id"), audio=audio, samples=samples, sample_rate=sr, **generate_settings(m),
             reference_image=_get(m, "reference_image", (bytes,), None, "bytes (an image file)"))
 
 

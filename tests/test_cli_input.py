@@ -66,9 +66,9 @@ def test_generate_missing_file(tmp_path):
 
 @pytest.mark.parametrize("args, text", [
     (["--emotion", "bored"], "valid: neutral, angry, contempt"),
-    (["--intensity", "7"], "intensity must be between 0 and 2"),
-    (["--takes", "0"], "takes must be between 1 and 64"),
-    (["--fps", "0.5"], "fps must be between 1 and 240"),
+    (["--intensity", "7"], "'intensity' must be between 0 and 2"),
+    (["--takes", "0"], "'takes' must be between 1 and 64"),
+    (["--fps", "0.5"], "'fps' must be between 1 and 240"),
 ])
 def test_generate_bad_settings(wavs, tmp_path, args, text):
     line = one_error_line(run("generate", str(wavs["ok"]), *args, "-o", str(tmp_path)))
