@@ -1,0 +1,438 @@
+"""The add-on in real headless Blender (the bpy 5.0.1 module), installed from the built zip.
+
+One module imports bpy once: the extension is built (offline, from the wheel cache), installed
+into a temporary user folder with the extension API, enabled, and driven through its operators
+against real `flowvq serve` processes on 127.0.0.1:
+  * a server with a tiny FCG trained here for a few steps (the real architecture; it exercises
+    every add-on path whatever models have landed), and
+  * a server with the shipped default checkpoint, for the checks that need a trained model
+    (they skip with the server's own not_implemented message until it lands).
+The target is the ICT-FaceKit head from ../shared/data (a production rig nobody here made).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ICT = DATA / "rig_ict_facekit" / "ict_facekit_blendshapes.npz"
+SPEECH = DATA / "speech" / "hdtf_RD_Radio31_000.wav"
+PORTRAIT = DATA / "portraits" / "sadtalker_happy.png"
+FLOWVQ = Path(sys.executable).parent / "flowvq"
+
+pytestmark = [pytest.mark.blender, pytest.mark.timeout(300)]
+
+if not ICT.is_file() or not SPEECH.is_file():
+    pytest.skip(f"real test data not found under {DATA} (ICT-FaceKit rig and speech clips)",
+                allow_module_level=True)
+if importlib.util.find_spec("bpy") is None:
+    pytest.skip("the bpy module is not installed (pip install bpy==5.0.1)", allow_module_level=True)
+
+# Blender reads its user folders from the environment when bpy is first imported: keep the
+# extension (and its wheels) out of the real home folder.
+_USER = tempfile.mkdtemp(prefix="flowvq-blender-user-")
+os.environ.setdefault("BLENDER_USER_RESOURCES", _USER)
+
+FPS = 24
+STRIP_START = 11
+ADDON = "bl_ext.user_default.flowvq"
+
+# Trains a tiny FCG (the real model, a few steps) on the two real speech clips: mouth follows
+# loudness, so the flow has a real signal. Runs in a subprocess: torch stays out of Blender.
+TINY_CHECKPOINT = r"""
+import sys
+from pathlib import Path
+import numpy as np, soundfile as sf
+from flowvq.dataset import DatasetWriter
+from flowvq.fcg.model import FCGConfig
+from flowvq.fcg.train import TrainConfig, train
+from flowvq_shared.channels import CHANNEL_INDEX
+out, clips = Path(sys.argv[1]), sys.argv[2:]
+fps = 25.0
+with DatasetWriter(out.parent / "data", fps=fps) as w:
+    for i, clip in enumerate(clips):
+        audio, sr = sf.read(clip, dtype="float32")
+        n = int(len(audio) / sr * fps)
+        hop = sr / fps
+        rms = np.array([np.sqrt(np.mean(audio[int(t * hop):int((t + 1) * hop)] ** 2) + 1e-9)
+                        for t in range(n)])
+        exp = np.zeros((n, 64), np.float32)
+        exp[:, CHANNEL_INDEX["jawOpen"]] = np.clip(rms / rms.max(), 0, 1)
+        exp[:, CHANNEL_INDEX["eyeBlinkLeft"]] = (np.arange(n) % 40 < 3)
+        pose = 0.05 * np.sin(np.arange(n)[:, None] / 7.0 + np.arange(6)).astype(np.float32)
+        w.add(f"u{i}", audio, sr, exp, pose, "talking", speaker=f"s{i}")
+cfg = FCGConfig(steps=2, tau=3, hidden=16, heads=8, ffn=16, window=2, pose_hidden=8, pose_ffn=8,
+                audio_dim=8, emotion_dim=4, audio_channels=4, n_latents=64)
+train(out.parent / "data", out, TrainConfig(steps=8, batch=64, consistency_rows=4, latents=64,
+      warmup=2, checkpoint_every=100), cfg=cfg, progress=False, log=lambda *a: None)
+"""
+
+
+class Server:
+    """A real `flowvq serve` on 127.0.0.1 with a free port."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([str(FLOWVQ), "serve", "--port", "0", "--no-zeroconf", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline().strip() if ready else ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"flowvq serve did not start: {line!r} {self.proc.stderr.read()}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory):
+    ckpt = tmp_path_factory.mktemp("tinyfcg") / "fcg_tiny.pt"
+    clips = [str(p) for p in sorted((DATA / "speech").glob("*.wav"))]
+    subprocess.run([sys.executable, "-c", TINY_CHECKPOINT, str(ckpt), *clips], check=True,
+                   timeout=240)
+    server = Server("--checkpoint", str(ckpt))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def default_server():
+    server = Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def zip_path(tmp_path_factory):
+    sys.path.insert(0, str(ROOT))
+    import build_addon
+
+    # offline: a test never downloads; wheels come from the build cache when it exists
+    return build_addon.build(tmp_path_factory.mktemp("dist"), offline=True)
+
+
+@pytest.fixture(scope="module")
+def bpy(zip_path):
+    import bpy as _bpy
+
+    _bpy.ops.wm.read_factory_settings(use_empty=True)
+    repo = next(r for r in _bpy.context.preferences.extensions.repos
+                if r.module == "user_default")
+    if not repo.directory.startswith(tempfile.gettempdir()):  # bpy was imported before us
+        repo.use_custom_directory = True
+        repo.custom_directory = tempfile.mkdtemp(prefix="flowvq-ext-")
+    result = _bpy.ops.extensions.package_install_files(
+        filepath=str(zip_path), repo="user_default", enable_on_install=True)
+    assert result == {"FINISHED"}
+    yield _bpy
+    import addon_utils
+
+    addon_utils.disable(ADDON)
+
+
+def point_at(bpy, port: int) -> None:
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.connection, prefs.host, prefs.port = "MANUAL", "127.0.0.1", port
+    prefs.connect_timeout = 2.0
+
+
+def build_ict(bpy, name: str = "ICT"):
+    """The ICT-FaceKit head as an artist would import it: a mesh with 57 named shape keys."""
+    d = np.load(ICT)
+    neutral = d["neutral"] * 0.01  # cm -> m
+    deltas = d["deltas"] * 0.01
+    # y-up model -> Blender z-up
+    conv = lambda p: np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)  # noqa: E731
+    faces = [[int(i) for i in f if i >= 0] for f in d["faces"]]
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(conv(neutral).tolist(), [], faces)
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.shape_key_add(name="Basis", from_mix=False)
+    for n, delta in zip(d["names"], deltas):
+        kb = obj.shape_key_add(name=str(n), from_mix=False)
+        kb.data.foreach_set("co", conv(neutral + delta).astype(np.float32).ravel())
+    return obj
+
+
+def curves_of(bpy, action) -> dict:
+    from bpy_extras import anim_utils
+
+    out = {}
+    for slot in action.slots:
+        bag = anim_utils.action_get_channelbag_for_slot(action, slot)
+        for fc in bag.fcurves if bag else ():
+            co = np.empty(2 * len(fc.keyframe_points), np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            out[(fc.data_path, fc.array_index)] = co.reshape(-1, 2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rig(bpy):
+    """ICT head + an Action the artist made + the speech as a sound strip at frame 11."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = FPS, 1.0
+    scene.frame_start, scene.frame_end = 1, 100
+    obj = build_ict(bpy)
+    kb = obj.data.shape_keys.key_blocks
+    for frame, value in ((1, 0.0), (30, 0.8), (60, 0.1)):
+        kb["jawOpen"].value = value
+        kb["jawOpen"].keyframe_insert("value", frame=frame)
+    artist = obj.data.shape_keys.animation_data.action
+    artist.name = "Artist jaw"
+    se = scene.sequence_editor_create()
+    strip = se.strips.new_sound("speech", str(SPEECH), 1, STRIP_START)
+    se.active_strip = strip
+    s = scene.flowvq
+    s.target, s.audio_source, s.takes, s.seed, s.emotion = obj, "STRIP", 3, 7, "happy"
+    return {"obj": obj.name, "artist": artist.name, "artist_curves": curves_of(bpy, artist)}
+
+
+def report_error(bpy, call):
+    """Run an operator that should fail; Blender turns its ERROR report into RuntimeError."""
+    with pytest.raises(RuntimeError) as e:
+        call()
+    return str(e.value)
+
+
+# ---------------------------------------------------------------------------- tests
+
+def test_installed_from_the_zip(bpy, zip_path):
+    import zipfile
+
+    assert ADDON in bpy.context.preferences.addons
+    assert hasattr(bpy.types.Scene, "flowvq") and hasattr(bpy.ops.flowvq, "generate")
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "blender_manifest.toml" in names and "flowvq_shared/protocol.py" in names
+    assert not any("torch" in n for n in names)
+    # the add-on runs the vendored protocol, not the source tree's
+    mod = sys.modules[ADDON + "._shared"]
+    assert mod.protocol.__name__ == ADDON + ".flowvq_shared.protocol"
+
+
+def test_no_backend_says_so_and_generate_fails_fast(bpy, rig):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    point_at(bpy, port)
+    bpy.ops.flowvq.check_backend(blocking=True)
+    st = bpy.context.window_manager.flowvq_status
+    assert not st.connected and st.text.startswith("Not connected") and str(port) in st.text
+    t0 = time.monotonic()
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.generate(blocking=True))
+    assert time.monotonic() - t0 < 5
+    assert "no FlowVQ backend" in msg and "connection refused" in msg
+    assert len(bpy.data.objects[rig["obj"]].flowvq.takes) == 0
+
+
+@pytest.fixture(scope="module")
+def generated(bpy, rig, tiny_server):
+    point_at(bpy, tiny_server.port)
+    before = set(bpy.data.actions.keys())
+    assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
+    return {"new": sorted(set(bpy.data.actions.keys()) - before), **rig}
+
+
+def test_generate_makes_three_takes_on_the_ict_rig(bpy, generated):
+    obj = bpy.data.objects[generated["obj"]]
+    scene = bpy.context.scene
+    takes = obj.flowvq.takes
+    assert [t.name for t in takes] == [f"FlowVQ happy s7 t{k}" for k in (1, 2, 3)]
+    assert sorted(generated["new"]) == sorted([t.name for t in takes]
+                                              + [t.name + " pose" for t in takes])
+    frames = int(np.ceil(8.0 * FPS))  # the clip is 8 s
+    keyed = {kb.name for kb in obj.data.shape_keys.key_blocks[1:]} - {"PupilDilate_L",
+                                                                      "PupilDilate_R"}
+    for take in takes:
+        curves = curves_of(bpy, take.shape_action)
+        paths = {p for p, _ in curves}
+        assert paths == {f'key_blocks["{k}"].value' for k in keyed}  # 55 of ICT's 57 keys
+        for co in curves.values():
+            assert co[0, 0] == STRIP_START and co[-1, 0] == STRIP_START + frames - 1
+            assert len(co) == frames and np.isfinite(co[:, 1]).all()
+        moving = [np.ptp(co[:, 1]) for co in curves.values()]
+        assert max(moving) > 1e-3
+        pose = curves_of(bpy, take.pose_action)
+        assert {p for p, _ in pose} == {"location", "rotation_euler"}
+        assert take.fps == FPS and take.frame_start == STRIP_START
+    assert scene.frame_end == STRIP_START + frames - 1  # extended from 100
+    # the artist's Action: still there, same name, same keys
+    artist = bpy.data.actions[generated["artist"]]
+    after = curves_of(bpy, artist)
+    assert after.keys() == generated["artist_curves"].keys()
+    for k, co in generated["artist_curves"].items():
+        np.testing.assert_array_equal(after[k], co)
+    report = bpy.context.window_manager.flowvq_status.last_report
+    assert "unmatched channels: tongueOut" in report
+    assert "browInnerUp -> browInnerUp_L/browInnerUp_R" in report
+    assert "cheekPuff -> cheekPuff_L/cheekPuff_R" in report
+    assert obj.flowvq.last_mapping in report
+
+
+def test_switching_takes_changes_the_evaluated_face(bpy, generated):
+    obj = bpy.data.objects[generated["obj"]]
+    scene = bpy.context.scene
+    a = curves_of(bpy, obj.flowvq.takes[0].shape_action)
+    b = curves_of(bpy, obj.flowvq.takes[1].shape_action)
+    # the key and frame where the two takes differ most
+    path, row = max(((p, int(np.argmax(np.abs(a[p][:, 1] - b[p][:, 1])))) for p in a),
+                    key=lambda pr: abs(a[pr[0]][pr[1], 1] - b[pr[0]][pr[1], 1]))
+    assert abs(a[path][row, 1] - b[path][row, 1]) > 1e-3
+    key = path[0].split('"')[1]
+    frame = int(a[path][row, 0])
+    values = []
+    for index in (0, 1):
+        assert bpy.ops.flowvq.take_activate(index=index) == {"FINISHED"}
+        scene.frame_set(frame)
+        values.append(obj.data.shape_keys.key_blocks[key].value)
+    assert values[0] == pytest.approx(float(a[path][row, 1]), abs=1e-5)
+    assert values[1] == pytest.approx(float(b[path][row, 1]), abs=1e-5)
+    # the list's selection auditions too
+    obj.flowvq.active_take = 0
+    assert obj.data.shape_keys.animation_data.action == obj.flowvq.takes[0].shape_action
+
+
+def test_nla_bake_delete_and_reload(bpy, generated, tmp_path):
+    obj = bpy.data.objects[generated["obj"]]
+    takes = obj.flowvq.takes
+    takes[0].kept = takes[2].kept = True
+    assert bpy.ops.flowvq.take_push_nla() == {"FINISHED"}
+    tracks = obj.data.shape_keys.animation_data.nla_tracks
+    assert [t.name for t in tracks] == [takes[0].name, takes[2].name]
+    assert all(abs(t.strips[0].influence - 0.5) < 1e-6 for t in tracks)
+    n_actions = len(bpy.data.actions)
+    assert bpy.ops.flowvq.take_bake() == {"FINISHED"}
+    assert len(bpy.data.actions) == n_actions + 2  # one shape-key Action + one pose Action
+    baked = takes[len(takes) - 1]
+    assert baked.baked and obj.data.shape_keys.animation_data.action == baked.shape_action
+    a, c = curves_of(bpy, takes[0].shape_action), curves_of(bpy, takes[2].shape_action)
+    bk = curves_of(bpy, baked.shape_action)
+    path = next(iter(a))
+    np.testing.assert_allclose(bk[path][:, 1], (a[path][:, 1] + c[path][:, 1]) / 2, atol=1e-5)
+    # deleting a take removes only its own Actions
+    name1 = takes[1].name
+    assert bpy.ops.flowvq.take_delete(index=1) == {"FINISHED"}
+    assert name1 not in bpy.data.actions and generated["artist"] in bpy.data.actions
+    names = [t.name for t in takes]
+    blend = tmp_path / "takes.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    obj = bpy.data.objects[generated["obj"]]
+    assert [t.name for t in obj.flowvq.takes] == names
+    for t in obj.flowvq.takes:
+        assert t.shape_action is not None and t.shape_action.name == t.name
+        assert len(curves_of(bpy, t.shape_action)) == 55
+    # the artist's Action survived everything, and can be given back
+    artist = curves_of(bpy, bpy.data.actions[generated["artist"]])
+    for k, co in generated["artist_curves"].items():
+        np.testing.assert_array_equal(artist[k], co)
+    assert bpy.ops.flowvq.take_restore() == {"FINISHED"}
+    assert obj.data.shape_keys.animation_data.action.name == generated["artist"]
+
+
+def test_a_60_second_take_applies_in_under_a_second(bpy, generated):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_apply_take import apply_60s_take
+
+    seconds = min(apply_60s_take(bpy) for _ in range(2))
+    assert seconds < 1.0, f"applying a 60 s take took {seconds:.3f} s"
+
+
+def test_calibration_preset_round_trip(bpy, tmp_path):
+    s = bpy.context.scene.flowvq
+    bpy.ops.flowvq.calibration_reset()
+    assert len(s.calibration) == 64
+    s.calibration["jawOpen"].gain = 1.5
+    s.calibration["eyeBlinkLeft"].offset = 0.1
+    path = tmp_path / "cal.json"
+    assert bpy.ops.flowvq.calibration_save(filepath=str(path)) == {"FINISHED"}
+    bpy.ops.flowvq.calibration_reset()
+    assert s.calibration["jawOpen"].gain == 1.0
+    assert bpy.ops.flowvq.calibration_load(filepath=str(path)) == {"FINISHED"}
+    assert s.calibration["jawOpen"].gain == pytest.approx(1.5)
+    assert s.calibration["eyeBlinkLeft"].offset == pytest.approx(0.1)
+    path.write_text("{not json")
+    assert "not valid JSON" in report_error(
+        bpy, lambda: bpy.ops.flowvq.calibration_load(filepath=str(path)))
+
+
+def test_add_flowvq_head(bpy, default_server):
+    point_at(bpy, default_server.port)
+    bpy.ops.flowvq.check_backend(blocking=True)
+    st = bpy.context.window_manager.flowvq_status
+    assert st.connected and st.device
+    if "face_model" in st.unavailable:
+        pytest.skip(f"backend: {st.unavailable}")
+    assert bpy.ops.flowvq.add_head(blocking=True, timeout=60) == {"FINISHED"}
+    head = bpy.context.scene.flowvq.target
+    from flowvq_shared.channels import EXPRESSION_NAMES
+
+    assert head.name.startswith("FlowVQ Head")
+    assert [k.name for k in head.data.shape_keys.key_blocks[1:]] == list(EXPRESSION_NAMES)
+
+
+def _require(bpy, server, request: str) -> None:
+    point_at(bpy, server.port)
+    bpy.ops.flowvq.check_backend(blocking=True)
+    st = bpy.context.window_manager.flowvq_status
+    assert st.connected
+    for part in st.unavailable.split("; "):
+        if part.startswith(request + ":"):
+            pytest.skip(f"backend says {part}")
+
+
+def test_default_model_moves_with_the_speech(bpy, default_server):
+    """The shipped model on real speech: the jaw follows the loudness of the voice."""
+    import soundfile as sf
+
+    _require(bpy, default_server, "generate")
+    scene = bpy.context.scene
+    obj = build_ict(bpy, "ICT default")
+    scene.flowvq.target = obj
+    scene.sequence_editor.active_strip = scene.sequence_editor.strips["speech"]
+    assert bpy.ops.flowvq.generate(blocking=True, timeout=240) == {"FINISHED"}
+    assert len(obj.flowvq.takes) == 3
+    audio, sr = sf.read(SPEECH, dtype="float32")
+    hop = sr / FPS
+    n = int(np.ceil(len(audio) / hop))
+    rms = np.array([np.sqrt(np.mean(audio[int(t * hop):int((t + 1) * hop)] ** 2) + 1e-12)
+                    for t in range(n)])
+    for take in obj.flowvq.takes:
+        jaw = curves_of(bpy, take.shape_action)[('key_blocks["jawOpen"].value', 0)][:, 1]
+        assert np.ptp(jaw) > 0.05
+        r = np.corrcoef(jaw[:n], rms[:len(jaw)])[0, 1]
+        assert r > 0.3, f"jawOpen vs loudness correlation {r:.2f} in {take.name}"
+
+
+def test_plates_from_the_active_take(bpy, default_server, tmp_path):
+    _require(bpy, default_server, "render")
+    scene = bpy.context.scene
+    obj = next(o for o in bpy.data.objects if len(getattr(o, "flowvq").takes))
+    scene.flowvq.target = obj
+    scene.flowvq.portrait = str(PORTRAIT)
+    scene.flowvq.plate_dir = str(tmp_path)
+    assert bpy.ops.flowvq.render_plates(blocking=True, timeout=240, max_side=128) == {"FINISHED"}
+    take = obj.flowvq.takes[obj.flowvq.active_take]
+    files = sorted((tmp_path / take.name.replace(" ", "_")).glob("plate_*.png"))
+    assert len(files) == take.frames
+    strip = next(s for s in scene.sequence_editor.strips if s.type == "IMAGE")
+    assert strip.frame_start == take.frame_start and len(strip.elements) == take.frames
