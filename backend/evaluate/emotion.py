@@ -1,0 +1,79 @@
+"""Emotion recognisability of generated takes: a classifier on 1-second windows of expression curves,
+trained on real faces (the tracker run over the MEAD actor's emotion videos in emotion_3dmm/), applied
+to takes generated per emotion."""
+from __future__ import annotations
+
+import numpy as np
+
+from flowvq_shared.channels import EMOTIONS
+
+WINDOW_S = 1.0
+
+
+def window_features(expression: np.ndarray, fps: float, window_s: float = WINDOW_S) -> np.ndarray:
+    """(T, 64) -> (n_windows, 128): per-window mean and std of every channel (hop = half a window)."""
+    w = max(2, int(round(window_s * fps)))
+    hop = max(1, w // 2)
+    x = np.asarray(expression, np.float64)
+    if len(x) < w:
+        return np.concatenate([x.mean(0), x.std(0)])[None]
+    out = [np.concatenate([x[s:s + w].mean(0), x[s:s + w].std(0)]) for s in range(0, len(x) - w + 1, hop)]
+    return np.stack(out)
+
+
+class EmotionClassifier:
+    """Standardised window features -> multinomial logistic regression (scikit-learn)."""
+
+    def __init__(self, classes: list[str]):
+        self.classes = list(classes)
+
+    def fit(self, curves: dict[str, list[tuple[np.ndarray, float]]]) -> "EmotionClassifier":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        xs, ys = [], []
+        for emo, items in curves.items():
+            for exp, fps in items:
+                f = window_features(exp, fps)
+                xs.append(f)
+                ys += [self.classes.index(emo)] * len(f)
+        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+        self.model.fit(np.concatenate(xs), np.array(ys))
+        return self
+
+    def predict_take(self, expression: np.ndarray, fps: float) -> str:
+        """Majority over the take's windows of the mean class probability."""
+        p = self.model.predict_proba(window_features(expression, fps)).mean(0)
+        return self.classes[int(self.model.classes_[int(np.argmax(p))])]
+
+
+def tracked_emotion_curves(videos: dict[str, "Path"]) -> dict[str, list[tuple[np.ndarray, float]]]:
+    """Run the project's tracker over each emotion video -> {emotion: [(expression (T,64), fps)]}."""
+    from ..tracker import track
+
+    out = {}
+    for emo, path in videos.items():
+        r = track(str(path))
+        out[emo] = [(np.asarray(r.expression, np.float32), float(r.fps))]
+    return out
+
+
+def confusion(true: list[str], pred: list[str], classes: list[str]) -> np.ndarray:
+    m = np.zeros((len(classes), len(classes)), dtype=int)
+    for t, p in zip(true, pred):
+        m[classes.index(t), classes.index(p)] += 1
+    return m
+
+
+def confusion_markdown(m: np.ndarray, classes: list[str]) -> str:
+    head = "| requested \\ recognised | " + " | ".join(classes) + " | accuracy |\n"
+    head += "|---" * (len(classes) + 2) + "|\n"
+    rows = []
+    for i, c in enumerate(classes):
+        acc = m[i, i] / max(1, m[i].sum())
+        rows.append(f"| {c} | " + " | ".join(str(v) for v in m[i]) + f" | {acc:.2f} |")
+    return head + "\n".join(rows) + "\n"
+
+
+MEAD_EMOTIONS = [e for e in EMOTIONS if e != "talking"]
