@@ -1,0 +1,21 @@
+"""`flowvq track IMAGE_OR_VIDEO [--model ...] -o OUT.npz` (no heavy imports at top)."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("track", help="track a face in an image or video -> expression/pose npz")
+    p.add_argument("source", help="image or video file")
+    p.add_argument("--model", default="default", help="default, ict, or a path (.npz export / BFM .mat)")
+    p.add_argument("-o", "--out", required=True, help="output .npz")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from flowvq.tracker import track
+
+    r = track(args.source, model=args.model)
+    r.save(args.out)
+    for note in r.notes:
+        print(f"note: {note}")
+    print(f"wrote {args.out}: {len(r.expression)} frames, face in {int(r.face_found.sum())}")
+    return 0

@@ -1,0 +1,51 @@
+"""Image or video -> per-frame expression (64), pose (6), one identity: dlib landmarks + model fit."""
+from __future__ import annotations
+
+import numpy as np
+
+from flowvq.errors import NoFace
+from flowvq.facemodel import Camera, load_face_model
+
+from .fit import FitConfig, LandmarkFitter
+from .frames import load_frames
+from .landmarks import detect_landmarks
+from .result import TrackResult
+
+
+def track(source, model="default", progress=None, fps: float | None = None, config: FitConfig = FitConfig(),
+          max_frames: int | None = None) -> TrackResult:
+    """Track a face through `source` (path, RGB array, or frames); progress(fraction, stage)."""
+    report = progress or (lambda fraction, stage: None)
+    m = load_face_model(model)
+    frames, fps_out, notes = load_frames(source, fps, max_frames)
+    t = len(frames)
+    h, w = frames[0].shape[:2]
+    camera = Camera.for_image(w, h)
+    landmarks = np.full((t, 68, 2), np.nan, np.float32)
+    found = np.zeros(t, bool)
+    score = np.zeros(t, np.float32)
+    several = 0
+    for i, frame in enumerate(frames):
+        pts, n, s = detect_landmarks(frame)
+        if pts is not None:
+            landmarks[i], found[i], score[i] = pts, True, s
+            several += n > 1
+        if i % 10 == 0:
+            report(0.5 * i / t, "landmarks")
+    if not found.any():
+        raise NoFace("no face found" + (" in the image" if t == 1 else f" in any of {t} frames"))
+    if several:
+        notes.append(f"several faces in {several} frame(s): tracked the largest")
+    if (~found).any():
+        notes.append(f"no face in {int((~found).sum())} of {t} frames (flagged, not filled)")
+    fitter = LandmarkFitter(m, camera, config)
+    identity, pose, expr, rms = fitter.fit_sequence(landmarks, found, lambda f: report(0.5 + 0.5 * f, "fit"))
+    # confidence: detector margin and reprojection error (in % of eye-corner distance), both squashed
+    spread = np.linalg.norm(landmarks[:, 45] - landmarks[:, 36], axis=1)
+    err = np.where(found, rms / np.maximum(np.nan_to_num(spread), 1e-3) * 100.0, np.inf)
+    conf = np.where(found, (1 / (1 + np.exp(-2.0 * score))) * np.exp(-np.nan_to_num(err, posinf=1e9) / 10.0), 0.0)
+    report(1.0, "done")
+    return TrackResult(expression=expr.astype(np.float32), pose=pose.astype(np.float32),
+                       identity=identity.astype(np.float32), camera=camera, fps=float(fps_out),
+                       landmarks=landmarks, confidence=conf.astype(np.float32), face_found=found,
+                       model=m.name, notes=notes)
