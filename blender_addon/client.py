@@ -273,7 +273,7 @@ class Job:
                 elif kind == "frame":
                     payload = self.on_frame(msg) if self.on_frame else msg
                     self._post(Frame(int(msg.get("index", 0)), int(msg.get("total", 0)), payload))
-                elif kind == "result":
+                elif kind in ("result", "pong"):
                     return Result(msg)
                 elif kind == "error":
                     return Failed(str(msg.get("code", "error")), str(msg.get("message", "")))

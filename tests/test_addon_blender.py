@@ -436,3 +436,46 @@ def test_plates_from_the_active_take(bpy, default_server, tmp_path):
     assert len(files) == take.frames
     strip = next(s for s in scene.sequence_editor.strips if s.type == "IMAGE")
     assert strip.frame_start == take.frame_start and len(strip.elements) == take.frames
+
+
+def test_cancel_stops_a_long_generation(bpy, tiny_server, tmp_path):
+    """Cancel (Esc / the Cancel button) reaches the backend, which stops the job and says so."""
+    import soundfile as sf
+
+    client = sys.modules[ADDON + ".client"]
+    audio, sr = sf.read(SPEECH, dtype="float32")
+    long_wav = tmp_path / "long.wav"
+    sf.write(long_wav, np.concatenate([audio] * 12), sr)  # 96 s of speech
+    job = client.Job(client.Endpoint("127.0.0.1", tiny_server.port),
+                     {"type": "generate", "audio": long_wav.read_bytes(), "takes": 3,
+                      "fps": 25.0})
+    stages = []
+
+    def on_event(event):
+        if isinstance(event, client.Progress):
+            stages.append(event.stage)
+            if event.fraction > 0.0:
+                job.cancel()
+
+    t0 = time.monotonic()
+    event = client.run_blocking(job, on_event, timeout=60)
+    assert isinstance(event, client.Failed) and event.code == "cancelled", event
+    print(f"cancelled after {time.monotonic() - t0:.2f} s, stages {stages}")
+    assert time.monotonic() - t0 < 30 and stages
+
+
+def test_start_local_backend_button(bpy):
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.backend_python = sys.executable
+    prefs.connection, prefs.port = "MANUAL", 0
+    ops = sys.modules[ADDON + ".operators"]
+    try:
+        assert bpy.ops.flowvq.start_backend(blocking=True) == {"FINISHED"}
+        st = bpy.context.window_manager.flowvq_status
+        assert st.connected and st.server.startswith("flowvq"), st.text
+        proc = ops._LOCAL_BACKEND["process"]
+        assert proc.poll() is None
+    finally:
+        bpy.ops.flowvq.stop_backend()
+    assert proc.poll() is not None
+    assert not bpy.context.window_manager.flowvq_status.connected

@@ -1,0 +1,207 @@
+"""The add-on's bpy-free network side against a real `flowvq serve` on 127.0.0.1.
+
+Discovery over zeroconf (loopback only), the greeting, errors that carry the backend's code and
+message, tokens, cancelling, and the timeouts that keep Blender from ever waiting forever.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from blender_addon import client, discovery, plates  # noqa: E402
+from flowvq_shared import protocol  # noqa: E402
+
+FLOWVQ = Path(sys.executable).parent / "flowvq"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Server:
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([str(FLOWVQ), "serve", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline().strip() if ready else ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"flowvq serve did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+        self.endpoint = client.Endpoint("127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()  # zeroconf advertising on 127.0.0.1 (the server's default)
+    yield s
+    s.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_discovery_finds_the_server_on_loopback(server):
+    t0 = time.monotonic()
+    found = discovery.discover(timeout=5.0)
+    assert time.monotonic() - t0 < 5.0
+    mine = [s for s in found if s.port == server.port]
+    assert mine and mine[0].host == "127.0.0.1" and mine[0].properties.get("protocol") == "1"
+
+
+def test_probe_reads_the_greeting(server):
+    info = client.probe(server.endpoint)
+    assert info.server.startswith("flowvq") and info.protocol == protocol.PROTOCOL_VERSION
+    assert info.device and not info.auth_required
+    for request, why in info.not_implemented.items():
+        assert not info.available(request) and why
+
+
+def test_unreachable_backend_fails_fast_with_a_readable_message():
+    port = free_port()
+    t0 = time.monotonic()
+    event = client.run_blocking(client.Job(client.Endpoint("127.0.0.1", port),
+                                           {"type": "ping"}))
+    assert time.monotonic() - t0 < 3
+    assert isinstance(event, client.Failed) and event.code == "unreachable"
+    assert f"127.0.0.1:{port}" in event.message and "flowvq serve" in event.message
+
+
+def test_silent_peer_times_out():
+    """A port that accepts but never greets (not a FlowVQ backend) must not hang the add-on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        ep = client.Endpoint("127.0.0.1", listener.getsockname()[1])
+        t0 = time.monotonic()
+        event = client.run_blocking(client.Job(ep, {"type": "ping"}, connect_timeout=0.5))
+        assert time.monotonic() - t0 < 3
+    assert isinstance(event, client.Failed) and event.code == "timeout"
+
+
+def test_not_a_flowvq_peer_is_named():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer():
+            conn, _ = listener.accept()
+            with conn:
+                protocol.send_frame(conn, {"type": "banner", "text": "hello"})
+                time.sleep(0.5)
+
+        threading.Thread(target=answer, daemon=True).start()
+        ep = client.Endpoint("127.0.0.1", listener.getsockname()[1])
+        event = client.run_blocking(client.Job(ep, {"type": "ping"}))
+    assert isinstance(event, client.Failed) and "not a FlowVQ backend" in event.message
+
+
+def test_backend_errors_keep_code_and_message(server):
+    info = client.probe(server.endpoint)
+    # a request the server validates: an emotion that does not exist
+    bad = client.run_blocking(client.Job(server.endpoint, {
+        "type": "generate", "audio": b"RIFF", "emotion": "grumpy", "fps": 24.0}))
+    assert isinstance(bad, client.Failed)
+    if "generate" in info.not_implemented:
+        assert bad.code in ("bad_request", "not_implemented")
+    else:
+        assert bad.code == "bad_request" and "grumpy" in bad.message
+    # a face that is not an image
+    render = client.run_blocking(client.Job(server.endpoint, {
+        "type": "track", "image": b"not an image"}))
+    assert isinstance(render, client.Failed) and render.message
+
+
+def test_not_implemented_is_reported_with_the_servers_reason(server):
+    info = client.probe(server.endpoint)
+    missing = [k for k in ("generate", "render", "track") if k in info.not_implemented]
+    if not missing:
+        pytest.skip("every model has landed: nothing is not_implemented any more")
+    kind = missing[0]
+    req = {"generate": {"type": "generate", "audio": b"RIFF0000WAVE", "fps": 24.0},
+           "render": {"type": "render", "portrait": b"x", "expression": __import__("numpy").zeros(
+               (2, 64), "f4"), "pose": __import__("numpy").zeros((2, 6), "f4")},
+           "track": {"type": "track", "image": b"x"}}[kind]
+    event = client.run_blocking(client.Job(server.endpoint, req))
+    assert isinstance(event, client.Failed)
+    assert event.code == "not_implemented" and event.message == info.not_implemented[kind]
+
+
+def test_events_arrive_in_order_through_the_job_board(server):
+    got = []
+    board = client.JobBoard()
+    job = board.add(client.Job(server.endpoint, {"type": "face_model", "model": "default"}),
+                    got.append)
+    deadline = time.monotonic() + 60
+    while board.drain() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not board.jobs and job.finished
+    assert isinstance(got[0], client.Connected)
+    assert isinstance(got[-1], (client.Result, client.Failed))
+    if isinstance(got[-1], client.Result):
+        assert got[-1].message["request"] == "face_model"
+        assert got[-1].message["deltas"].shape[0] == 64
+
+
+def test_cancel_before_start_and_during_a_job(server):
+    job = client.Job(server.endpoint, {"type": "face_model", "model": "default"})
+    job.cancel()
+    event = client.run_blocking(job)
+    assert isinstance(event, client.Failed) and event.code == "cancelled"
+    # cancel as soon as the backend reports progress: it stops the job and says so
+    job = client.Job(server.endpoint, {"type": "face_model", "model": "default"})
+
+    def on_event(e):
+        if isinstance(e, (client.Connected, client.Progress)):
+            job.cancel()
+
+    event = client.run_blocking(job, on_event)
+    # a fast job may finish before the cancel lands; it must never hang or be lost
+    assert isinstance(event, (client.Failed, client.Result))
+    if isinstance(event, client.Failed):
+        assert event.code == "cancelled"
+
+
+def test_token_is_sent_and_a_wrong_one_refused():
+    s = Server("--token", "sesame", "--no-zeroconf")
+    try:
+        ok = client.probe(client.Endpoint("127.0.0.1", s.port, "sesame"))
+        assert ok.auth_required
+        with pytest.raises(client.BackendError) as e:
+            client.probe(client.Endpoint("127.0.0.1", s.port, "wrong"))
+        assert e.value.code == "unauthorized"
+        event = client.run_blocking(client.Job(client.Endpoint("127.0.0.1", s.port),
+                                               {"type": "ping"}))
+        assert isinstance(event, client.Failed) and event.code == "unauthorized"
+    finally:
+        s.stop()
+
+
+def test_frame_writer_is_atomic_and_named_by_index(tmp_path):
+    w = plates.FrameWriter(str(tmp_path))
+    path = w({"type": "frame", "index": 3, "total": 10, "format": "png", "image": b"\x89PNG"})
+    assert Path(path).name == "plate_00003.png" and Path(path).read_bytes() == b"\x89PNG"
+    assert w.path(4, "exr").suffix == ".exr"
+    assert not list(tmp_path.glob("*.part"))
+    with pytest.raises(ValueError):
+        w({"type": "frame", "index": 0})
