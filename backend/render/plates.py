@@ -1,0 +1,172 @@
+"""Plates: HD face image sequences from one portrait and a take's curves."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import BadImage, BadRequest, Cancelled
+from .fit import PortraitFit, fit_portrait
+from .warp import FaceWarper, WarpSettings
+
+RENDERER_VERSION = "geometry-warp 1"
+
+
+def _check_portrait(portrait) -> np.ndarray:
+    a = np.asarray(portrait)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise BadImage(f"the portrait must be an RGB uint8 image (H, W, 3), got {a.shape} {a.dtype}")
+    if min(a.shape[:2]) < 32:
+        raise BadImage(f"the portrait is too small ({a.shape[1]} x {a.shape[0]})")
+    return np.ascontiguousarray(a)
+
+
+def portrait_sha256(portrait: np.ndarray) -> str:
+    """Hash of the decoded pixels (and size), so re-encoding the same photo keeps the hash."""
+    h = hashlib.sha256(f"{portrait.shape[1]}x{portrait.shape[0]}:".encode())
+    h.update(np.ascontiguousarray(portrait).tobytes())
+    return h.hexdigest()
+
+
+class PlateRenderer:
+    """Fits the portrait once; `render` yields (index, frame) at the portrait's resolution.
+
+    Semantics (docs/plates.md): the take's expression replaces the portrait's fitted
+    expression; the take's pose is a delta added to the portrait's fitted pose (pose 0 = the
+    portrait's own head pose)."""
+
+    def __init__(self, portrait, model="default", refine=None, device=None, fit: PortraitFit | None = None,
+                 settings: WarpSettings = WarpSettings(), fidelity: float = 0.5):
+        import torch
+
+        from ..facemodel import load_face_model
+
+        self.portrait = _check_portrait(portrait)
+        self.face_model = load_face_model(model) if isinstance(model, str) else model
+        self.model_name = model if isinstance(model, str) else getattr(model, "name", "custom")
+        self.fit = fit if fit is not None else fit_portrait(self.portrait, self.face_model)
+        self.device = torch.device(device) if device else torch.device("cpu")
+        self.warper = FaceWarper(self.portrait, self.face_model, self.fit, settings, self.device)
+        self.refiner = None
+        self.notes: list[str] = []
+        if refine is not None:
+            from .refine import Refiner
+
+            if not Path(refine).is_file():
+                self.notes.append(f"no VQIG checkpoint at {refine}: rendering the geometry path only")
+            else:
+                self.refiner = Refiner(refine, self.portrait, self.fit.landmarks, device=device, w=fidelity)
+
+    @property
+    def versions(self) -> dict:
+        return {"renderer": RENDERER_VERSION, "face_model": self.model_name,
+                "vqig": None if self.refiner is None else self.refiner.checkpoint}
+
+    def frame(self, expression: np.ndarray, pose: np.ndarray, i: int = 0, all_expression=None, all_pose=None):
+        import torch
+
+        n = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
+        try:
+            out = self.warper.frame(expression, pose)
+        finally:
+            torch.set_num_threads(n)
+        if self.refiner is not None:
+            out = self.refiner(out, all_expression if all_expression is not None else expression[None],
+                               all_pose if all_pose is not None else pose[None], i)
+        return out
+
+    def render(self, expression, pose, progress: Callable[[int, int], None] | None = None,
+               cancel: threading.Event | None = None, skip=None):
+        """Yield (i, frame (H,W,3) uint8) for every frame; `skip[i]` true leaves frame i out."""
+        from ..takes import validate_curves
+
+        expression = np.ascontiguousarray(expression, np.float32)
+        pose = np.ascontiguousarray(pose, np.float32)
+        validate_curves(expression, pose, 25.0)
+        n = len(expression)
+        for i in range(n):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("render cancelled")
+            if skip is not None and skip[i]:
+                continue
+            frame = self.frame(expression[i], pose[i], i, expression, pose)
+            if progress is not None:
+                progress(i + 1, n)
+            yield i, frame
+
+
+def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, audio_path=None, resume: bool = False,
+                 refine=None, progress=None, cancel=None, model="default", fit: PortraitFit | None = None,
+                 device=None) -> dict:
+    """Render a take's plates into out_dir: frame_00001.<ext>..., plates.json, optional plates.mp4."""
+    from ..takes import Take
+    from . import writers
+
+    if fmt not in writers.FORMATS:
+        raise BadRequest(f"unknown plate format {fmt!r}; use one of {', '.join(writers.FORMATS)}")
+    take_file = None
+    if not isinstance(take, Take):
+        take_file = str(Path(take))
+        take = Take.load(take)
+    if isinstance(portrait, (str, Path)):
+        from ..images import load_image
+
+        portrait = load_image(portrait).rgb
+    portrait = _check_portrait(portrait)
+    if audio_path is not None and not Path(audio_path).is_file():
+        raise BadRequest(f"audio file not found: {audio_path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    renderer = PlateRenderer(portrait, model=model, refine=refine, fit=fit, device=device)
+    n = take.n_frames
+    done = writers.complete_frames(out, fmt, n) if resume else [False] * n
+    h, w = portrait.shape[:2]
+    manifest = {
+        "format": fmt, "frames": n, "fps": take.fps, "width": w, "height": h,
+        "take": {"file": take_file, "seed": take.seed, "emotion": take.emotion, "intensity": take.intensity,
+                 "audio_sha256": take.audio_sha256},
+        "portrait_sha256": portrait_sha256(portrait),
+        "versions": renderer.versions,
+        "pose_semantics": "take pose added to the portrait's fitted pose; take expression replaces the fit",
+        "notes": list(renderer.notes),
+        "complete": False,
+    }
+    _write_json(out / "plates.json", manifest)
+    video = writers.Mp4Writer(out / "plates.mp4", w, h, take.fps, audio_path) if mp4 else None
+    rendered = 0
+    try:
+        frames = renderer.render(take.expression, take.pose, cancel=cancel, skip=None if video else done)
+        for i, frame in frames:
+            if done[i]:
+                frame = writers.read_frame(out / writers.frame_name(i, fmt))  # resume: keep what is on disk
+            else:
+                writers.write_frame(out, i, frame, fmt)
+                rendered += 1
+            if video is not None:
+                video.add(frame)
+            if progress is not None:
+                progress(i + 1, n)
+    except BaseException:
+        if video is not None:
+            video.abort()
+        raise
+    if video is not None:
+        manifest["mp4"] = str(video.close())
+    manifest.update(complete=True, rendered=rendered, resumed=n - rendered if resume else 0,
+                    seconds=round(time.perf_counter() - t0, 3), out_dir=str(out))
+    _write_json(out / "plates.json", manifest)
+    return manifest
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
