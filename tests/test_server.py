@@ -231,3 +231,20 @@ def test_zeroconf_announces_on_loopback():
     finally:
         zc.close()
         b.stop()
+
+
+@pytest.mark.parametrize("msg", [
+    {"type": "generate", "id": 1, "audio": "/etc/passwd"},
+    {"type": "track", "id": 2, "image": "../../../etc/shadow"},
+    {"type": "render", "id": 3, "portrait": "/root/.ssh/id_rsa",
+     "expression": np.zeros((1, 64), np.float32), "pose": np.zeros((1, 6), np.float32)},
+])
+def test_paths_are_never_opened_for_a_client(backend, msg):
+    """Audio and images travel as bytes: a string where bytes belong is refused, never opened."""
+    body = p.pack_message(msg)
+    s, _ = connect(backend)
+    with s:
+        s.sendall(struct.pack(">I", len(body)) + body)
+        reply = recv(s)
+        assert reply["type"] == "error" and reply["code"] == "bad_request"
+        assert "bytes" in reply["message"]
