@@ -13,7 +13,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--every", type=int, default=250, help="checkpoint every N steps")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: small ops stall when threads outnumber free cores)")
     p.add_argument("--export", default=None,
                    help="also write a small float16 copy without training state here (the shipped default)")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ alone and independent of how many takes were asked for.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -99,8 +100,9 @@ class FCGGenerator:
             n_frames = frame_count(audio.shape[0], fps, SAMPLE_RATE)
             windows = mel_windows(mel, n_frames, fps, m.cfg.features)
             rngs = [np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, k]) for k in range(int(n_takes))]
-            exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,
-                                 manifold=manifold, progress=progress, cancel=cancel)
+            with _cpu_threads(1 if self.device.type == "cpu" else None):
+                exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,
+                                     manifold=manifold, progress=progress, cancel=cancel)
             neutral = neutral.to(exp.device)
             exp = neutral + intensity * (exp - neutral)
             lo = torch.minimum(m.exp_lo, neutral)
@@ -110,6 +112,20 @@ class FCGGenerator:
             progress(1.0, "done")
         e, p = exp.float().cpu().numpy(), pose.float().cpu().numpy()
         return [(np.ascontiguousarray(e[k]), np.ascontiguousarray(p[k])) for k in range(int(n_takes))]
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None):
+    """Sampling runs thousands of tiny ops: one thread avoids oversubscription stalls on a shared CPU."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _number(name: str, value, lo: float, hi: float) -> float:

@@ -30,13 +30,13 @@ class FCGConfig:
     n_emotions: int = N_EMOTIONS
     steps: int = 16  # K
     tau: int = 10  # previous frames in the context
-    hidden: int = 48  # conditioner width (ExpFlow)
+    hidden: int = 32  # conditioner width (ExpFlow): sized for ~40 min of training on 2 shared CPU cores
     heads: int = 8
     layers: int = 2
-    ffn: int = 96
+    ffn: int = 64
     window: int = 4  # local attention: each token sees itself and 4 tokens before it
-    pose_hidden: int = 24
-    pose_ffn: int = 48
+    pose_hidden: int = 16
+    pose_ffn: int = 32
     audio_dim: int = 64  # f_a
     emotion_dim: int = 32  # f_e
     audio_channels: int = 32
