@@ -36,9 +36,10 @@ def portrait_sha256(portrait: np.ndarray) -> str:
 class PlateRenderer:
     """Fits the portrait once; `render` yields (index, frame) at the portrait's resolution.
 
-    Semantics (docs/plates.md): the take's expression replaces the portrait's fitted
-    expression; the take's pose is a delta added to the portrait's fitted pose (pose 0 = the
-    portrait's own head pose)."""
+    Semantics (docs/plates.md): the take's pose is a delta added to the portrait's fitted pose
+    (pose 0 = the portrait's own head pose); the take's expression is added to the portrait's
+    fitted expression by default (WarpSettings.expression_mode="relative": an all-zero take
+    renders the portrait unchanged), or replaces it ("absolute")."""
 
     def __init__(self, portrait, model="default", refine=None, device=None, fit: PortraitFit | None = None,
                  settings: WarpSettings = WarpSettings(), fidelity: float = 0.5):
@@ -61,6 +62,13 @@ class PlateRenderer:
                 self.notes.append(f"no VQIG checkpoint at {refine}: rendering the geometry path only")
             else:
                 self.refiner = Refiner(refine, self.portrait, self.fit.landmarks, device=device, w=fidelity)
+
+    @property
+    def curve_semantics(self) -> str:
+        mode = self.warper.settings.expression_mode
+        return ("pose: the take's pose is added to the portrait's fitted pose; expression: the take's "
+                + ("expression is added to the portrait's fitted expression" if mode == "relative"
+                   else "expression replaces the portrait's fitted expression"))
 
     @property
     def versions(self) -> dict:
@@ -104,7 +112,7 @@ class PlateRenderer:
 
 def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, audio_path=None, resume: bool = False,
                  refine=None, progress=None, cancel=None, model="default", fit: PortraitFit | None = None,
-                 device=None) -> dict:
+                 device=None, fidelity: float = 0.5) -> dict:
     """Render a take's plates into out_dir: frame_00001.<ext>..., plates.json, optional plates.mp4."""
     from ..takes import Take
     from . import writers
@@ -125,7 +133,7 @@ def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, a
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    renderer = PlateRenderer(portrait, model=model, refine=refine, fit=fit, device=device)
+    renderer = PlateRenderer(portrait, model=model, refine=refine, fit=fit, device=device, fidelity=fidelity)
     n = take.n_frames
     done = writers.complete_frames(out, fmt, n) if resume else [False] * n
     h, w = portrait.shape[:2]
@@ -135,12 +143,12 @@ def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, a
                  "audio_sha256": take.audio_sha256},
         "portrait_sha256": portrait_sha256(portrait),
         "versions": renderer.versions,
-        "pose_semantics": "take pose added to the portrait's fitted pose; take expression replaces the fit",
+        "curve_semantics": renderer.curve_semantics,
         "notes": list(renderer.notes),
         "complete": False,
     }
     _write_json(out / "plates.json", manifest)
-    video = writers.Mp4Writer(out / "plates.mp4", w, h, take.fps, audio_path) if mp4 else None
+    video = writers.Mp4Writer(out / "plates.mp4", w, h, take.fps, n, audio_path) if mp4 else None
     rendered = 0
     try:
         frames = renderer.render(take.expression, take.pose, cancel=cancel, skip=None if video else done)

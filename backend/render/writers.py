@@ -73,14 +73,16 @@ def complete_frames(out_dir: Path, fmt: str, n: int) -> list[bool]:
 class Mp4Writer:
     """H.264 mp4 through the ffmpeg that imageio-ffmpeg ships; audio muxed when given."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, audio_path=None):
+    def __init__(self, path: Path, width: int, height: int, fps: float, n_frames: int, audio_path=None):
         import imageio_ffmpeg
 
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp.mp4")
         kw = {}
         if audio_path is not None:
-            kw = dict(audio_path=str(audio_path), audio_codec="aac", output_params=["-shortest"])
+            # the video sets the length: a longer sound is cut there, a shorter one ends in silence
+            # (not -shortest, which would make ffmpeg close the pipe while frames still come)
+            kw = dict(audio_path=str(audio_path), audio_codec="aac", output_params=["-t", f"{n_frames / fps:.6f}"])
         # even sizes for yuv420p; macro_block_size=2 pads at most one pixel instead of rescaling
         self._gen = imageio_ffmpeg.write_frames(str(self.tmp), (width, height), fps=float(fps), codec="libx264",
                                                 pix_fmt_in="rgb24", pix_fmt_out="yuv420p", macro_block_size=2,

@@ -1,0 +1,54 @@
+"""`flowvq render --portrait IMG --take take_1.npz [--audio WAV] [--format png|png16|exr] [--mp4]
+[--refine [CKPT]] [--resume] -o DIR` (no torch/cv2/dlib import at load time)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_VQIG_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "vqig_default.pt"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("render", help="render a take's plates (HD face frames) from a portrait")
+    p.add_argument("--portrait", required=True, help="portrait photo (PNG, JPEG, ...)")
+    p.add_argument("--take", required=True, help="take file (take_K.npz from `flowvq generate`)")
+    p.add_argument("--audio", default=None, help="audio muxed into the mp4 (with --mp4)")
+    p.add_argument("--format", default="png", choices=("png", "png16", "exr"),
+                   help="frame files: 8-bit PNG (default), 16-bit PNG, or half-float linear OpenEXR")
+    p.add_argument("--mp4", action="store_true", help="also write plates.mp4 (H.264, with --audio muxed)")
+    p.add_argument("--refine", nargs="?", const=str(DEFAULT_VQIG_CHECKPOINT), default=None, metavar="CKPT",
+                   help="refine with a VQIG checkpoint (default: the shipped one, when present)")
+    p.add_argument("--fidelity", type=float, default=0.5, help="VQIG fidelity weight w in [0, 1] (default 0.5)")
+    p.add_argument("--resume", action="store_true", help="keep complete frames already in DIR")
+    p.add_argument("--model", default="default", help="face model: default, ict, or a path")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu for the warp, cuda for VQIG when present)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from ..errors import BadRequest
+    from ..images import load_image
+    from ..takes import Take
+    from .plates import write_plates
+
+    if not 0.0 <= args.fidelity <= 1.0:
+        raise BadRequest("--fidelity must be between 0 and 1")
+    take = Take.load(args.take)
+    image = load_image(args.portrait)
+    for note in image.notes:
+        print(f"note: {note}")
+    if args.refine is not None and not Path(args.refine).is_file():
+        print(f"note: no VQIG checkpoint at {args.refine}: rendering the geometry path only")
+    with tqdm(total=take.n_frames, desc="plates", unit="frame", leave=False) as bar:
+        def progress(i: int, n: int) -> None:
+            bar.update(i - bar.n)
+
+        manifest = write_plates(args.take, image.rgb, args.output, fmt=args.format, mp4=args.mp4,
+                                audio_path=args.audio, resume=args.resume, refine=args.refine,
+                                progress=progress, model=args.model, device=args.device,
+                                fidelity=args.fidelity)
+    print(f"{args.output}: {manifest['frames']} frames ({manifest['width']} x {manifest['height']}, "
+          f"{args.format}) in {manifest['seconds']:.1f} s" + (f", {manifest['mp4']}" if manifest.get("mp4") else ""))
+    return 0
