@@ -19,9 +19,10 @@ def register():
     for module in _modules():
         for cls in module.classes:
             bpy.utils.register_class(cls)
-    from . import properties
+    from . import operators, properties
 
     properties.attach()
+    operators.startup()
 
 
 def unregister():

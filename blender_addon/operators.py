@@ -205,7 +205,7 @@ def _drain() -> float | None:
 
 def _ensure_timer() -> None:
     if not bpy.app.timers.is_registered(_drain):
-        bpy.app.timers.register(_drain, first_interval=0.05)
+        bpy.app.timers.register(_drain, first_interval=0.05, persistent=True)
 
 
 def _set_connected(info: client.ServerInfo, ep: client.Endpoint) -> None:
@@ -556,7 +556,9 @@ class FLOWVQ_OT_add_head(_JobOperator, bpy.types.Operator):
     """Add the backend's default head: a mesh with the 64 FlowVQ/ARKit shape keys"""
     bl_idname = "flowvq.add_head"
     bl_label = "Add FlowVQ Head"
-    scale: FloatProperty(name="Scale", default=1.0, min=1e-4)
+    # the face model is in centimetres; Blender scenes are in metres
+    scale: FloatProperty(name="Scale", default=0.01, min=1e-5,
+                         description="Model units to Blender units (0.01: centimetres to metres)")
 
     def execute(self, context):
         spec = FaceModelSpec(context.scene.name, "FlowVQ Head", self.scale)
@@ -778,9 +780,30 @@ classes = (
 )
 
 
+AUTO_CHECK_SECONDS = 15.0
+
+
+def _auto_check() -> float | None:
+    """Keeps the panel's backend status fresh in the UI (never in background mode)."""
+    if bpy.app.background:
+        return None
+    if not _CHECKS_RUNNING and not status().busy:
+        try:
+            bpy.ops.flowvq.check_backend()
+        except RuntimeError:  # no valid context at this moment: try at the next tick
+            pass
+    return AUTO_CHECK_SECONDS
+
+
+def startup() -> None:
+    if not bpy.app.background and not bpy.app.timers.is_registered(_auto_check):
+        bpy.app.timers.register(_auto_check, first_interval=1.0, persistent=True)
+
+
 def shutdown() -> None:
-    """On unregister: cancel jobs, stop the timer and the backend this session started."""
+    """On unregister: cancel jobs, stop the timers and the backend this session started."""
     BOARD.cancel_all()
-    if bpy.app.timers.is_registered(_drain):
-        bpy.app.timers.unregister(_drain)
+    for timer in (_drain, _auto_check):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
     stop_local_backend()
