@@ -41,7 +41,9 @@ def endpoint() -> client.Endpoint:
     p = prefs()
     if p is None:
         return client.Endpoint()
-    if p.connection == "AUTO" and status().endpoint:
+    local = _LOCAL_BACKEND.get("process")
+    local_running = local is not None and local.poll() is None
+    if (p.connection == "AUTO" or local_running) and status().endpoint:
         host, _, port = status().endpoint.rpartition(":")
         return client.Endpoint(host, int(port), p.token)
     return client.Endpoint(p.host, p.port, p.token)
@@ -293,6 +295,7 @@ class _JobOperator:
         task: Task = self._task
         if event.type == "ESC" and event.value == "PRESS":
             task.job.cancel()
+            return {"RUNNING_MODAL"}  # Esc is ours while the job runs (not stop-playback)
         if task.done:
             context.window_manager.event_timer_remove(self._timer)
             if context.workspace is not None:
@@ -398,48 +401,58 @@ class FLOWVQ_OT_start_backend(bpy.types.Operator):
 
         threading.Thread(target=read, name="flowvq-backend-log", daemon=True).start()
         status().text = "Starting the local backend..."
+        failure = (f"the local backend did not start; run `{' '.join(cmd)}` in a terminal "
+                   "to see why")
+        token = p.token if p else ""  # read here: worker threads never touch bpy
         if self.blocking or bpy.app.background:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    line = lines.get(timeout=0.5)
-                except queue.Empty:
-                    if proc.poll() is not None:
-                        break
-                    continue
-                if line.startswith("listening on "):
-                    status().endpoint = line.split()[-1]
-                    bpy.ops.flowvq.check_backend(blocking=True)
-                    return {"FINISHED"}
-            self.report({"ERROR"}, "FlowVQ: the local backend did not start "
-                                   f"(exit code {proc.poll()}); run `{' '.join(cmd)}` to see why")
-            return {"CANCELLED"}
+            where = _wait_for_listening(proc, lines, BACKEND_START_SECONDS)
+            if where is None:
+                self.report({"ERROR"}, f"FlowVQ: {failure} (exit code {proc.poll()})")
+                return {"CANCELLED"}
+            status().endpoint = where
+            _apply_status(*_probe_started(where, token))
+            return {"FINISHED"}
 
-        def watch():
-            line = lines.get() if proc.poll() is None else ""
-            if line.startswith("listening on "):
-                ep = client.Endpoint(*_split_hostport(line.split()[-1]))
-                try:
-                    _STATUS_RESULTS.put((ep, client.probe(ep), None))
-                except client.BackendError as e:
-                    _STATUS_RESULTS.put((ep, None, e.message))
-            else:
-                _STATUS_RESULTS.put((client.Endpoint(), None, f"local backend failed: {line}"))
-
-        global _CHECKS_RUNNING
-        _CHECKS_RUNNING += 1
-
-        def watch_and_count():
+        def watch():  # off the main thread: the result reaches bpy through the drain timer
             global _CHECKS_RUNNING
             try:
-                watch()
+                where = _wait_for_listening(proc, lines, BACKEND_START_SECONDS)
+                _STATUS_RESULTS.put(_probe_started(where, token) if where
+                                    else (client.Endpoint(), None, failure))
             finally:
                 _CHECKS_RUNNING -= 1
 
-        threading.Thread(target=watch_and_count, name="flowvq-backend-start",
-                         daemon=True).start()
+        global _CHECKS_RUNNING
+        _CHECKS_RUNNING += 1
+        threading.Thread(target=watch, name="flowvq-backend-start", daemon=True).start()
         _ensure_timer()
         return {"FINISHED"}
+
+
+BACKEND_START_SECONDS = 120.0  # a cold start imports torch and may compile kernels
+
+
+def _wait_for_listening(proc, lines: queue.Queue, timeout: float) -> str | None:
+    """'host:port' from the backend's first `listening on` line; None if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None:
+                return None
+            continue
+        if line.startswith("listening on "):
+            return line.split()[-1]
+    return None
+
+
+def _probe_started(where: str, token: str):
+    ep = client.Endpoint(*_split_hostport(where), token)
+    try:
+        return ep, client.probe(ep), None
+    except client.BackendError as e:
+        return ep, None, e.message
 
 
 def _split_hostport(s: str) -> tuple[str, int]:
@@ -547,6 +560,8 @@ class FLOWVQ_OT_generate(_JobOperator, bpy.types.Operator):
         obj.flowvq.last_mapping = mapping.summary()
         small = {k: v for k, v in request.items() if k not in ("audio", "reference_image")}
         small["audio_label"] = label
+        if "reference_image" in request:  # takes are named for where the emotion came from
+            small["emotion_label"] = "reference"
         small["audio_sha256"] = hashlib.sha256(audio).hexdigest()
         spec = GenerateSpec(scene.name, obj.name, small, frame_start, pose, calibration_of(s))
         return _start_task(self, context, request, spec, self.blocking, self.timeout)

@@ -326,7 +326,8 @@ def takes_from_result(result: dict, request: dict) -> list[TakeCurves]:
                                 f"({exp.shape[0]}, {channels.N_POSE})")
         out.append(TakeCurves(
             expression=exp, pose=pose, names=names, fps=float(result.get("fps", request["fps"])),
-            emotion=str(result.get("emotion", request.get("emotion", "talking"))),
+            emotion=str(request.get("emotion_label")
+                        or result.get("emotion", request.get("emotion", "talking"))),
             intensity=float(result.get("intensity", request.get("intensity", 1.0))),
             seed=int(request.get("seed", 0)), index=int(t.get("index", i + 1)),
             temperature=float(request.get("temperature", 1.0)),

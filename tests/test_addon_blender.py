@@ -476,6 +476,10 @@ def test_start_local_backend_button(bpy):
         assert st.connected and st.server.startswith("flowvq"), st.text
         proc = ops._LOCAL_BACKEND["process"]
         assert proc.poll() is None
+        # requests now go to the backend the button started (its port was picked by the OS)
+        assert ops.endpoint().port == int(st.endpoint.rsplit(":", 1)[1]) != 0
+        if "face_model" not in st.unavailable:
+            assert bpy.ops.flowvq.add_head(blocking=True, timeout=60) == {"FINISHED"}
     finally:
         bpy.ops.flowvq.stop_backend()
     assert proc.poll() is not None
@@ -542,3 +546,23 @@ def test_head_pose_on_a_quaternion_bone(bpy, rig, tiny_server):
     finally:
         s.pose_mode = "OBJECT"
     assert "no pose bone named 'nope'" in msg
+
+
+def test_emotion_from_a_reference_image(bpy, rig, tiny_server):
+    _require(bpy, tiny_server, "track")
+    scene = bpy.context.scene
+    s = scene.flowvq
+    obj = build_ict(bpy, "ICT reference")
+    s.target, s.emotion_source, s.reference_image, s.takes = obj, "IMAGE", str(PORTRAIT), 1
+    scene.sequence_editor.active_strip = scene.sequence_editor.strips["speech"]
+    try:
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
+    finally:
+        s.emotion_source, s.takes = "LABEL", 3
+    assert [t.name for t in obj.flowvq.takes] == ["FlowVQ reference s7 t1"]
+    s.emotion_source, s.reference_image = "IMAGE", str(PORTRAIT) + ".missing"
+    try:
+        msg = report_error(bpy, lambda: bpy.ops.flowvq.generate(blocking=True))
+    finally:
+        s.emotion_source = "LABEL"
+    assert "does not exist" in msg
