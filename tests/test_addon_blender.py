@@ -214,6 +214,16 @@ def report_error(bpy, call):
 
 # ---------------------------------------------------------------------------- tests
 
+def test_zip_passes_blenders_extension_validation(bpy, zip_path):
+    """The same checks Blender's `extension validate` command runs (manifest limits, files)."""
+    cli = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / \
+        "blender_ext.py"
+    result = subprocess.run([sys.executable, str(cli), "validate", str(zip_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
+
+
 def test_installed_from_the_zip(bpy, zip_path):
     import zipfile
 
