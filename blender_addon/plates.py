@@ -32,9 +32,10 @@ class FrameWriter:
 
 
 def add_image_strip(scene, files: list[str], frame_start: int, name: str = "FlowVQ plates"):
-    """An image strip over `files` (sorted by frame), starting at `frame_start`, on a free channel."""
-    import bpy  # noqa: F401  (main thread only)
+    """An image strip over `files` (sorted by frame) from `frame_start`, on a free channel.
 
+    Main thread only (it edits the scene's sequencer).
+    """
     if not files:
         raise ValueError("no frames to load")
     files = sorted(files)
