@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,9 @@ class Task:
                 self.summary = self.spec.apply(event.message)
             except (UserError, takes.TakeError, ValueError, KeyError) as e:
                 self.error = ("bad_result", str(e))
+            except Exception as e:  # a bug must end the task, never kill the drain timer
+                traceback.print_exc()
+                self.error = ("internal", f"add-on error: {type(e).__name__}: {e}")
             self.done = True
         elif isinstance(event, client.Failed):
             self.error = (event.code, event.message)
@@ -194,7 +198,10 @@ def _redraw() -> None:
 
 def _drain() -> float | None:
     """The one timer: hands worker events to bpy on the main thread; stops when idle."""
-    BOARD.drain()
+    try:
+        BOARD.drain()
+    except Exception:  # keep draining the other jobs; the failing one is reported by its task
+        traceback.print_exc()
     while True:
         try:
             ep, info, err = _STATUS_RESULTS.get_nowait()
