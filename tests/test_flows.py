@@ -80,7 +80,8 @@ def test_whole_flow_inverts_and_planned_inverse_agrees():
     torch.testing.assert_close(x2, x, atol=1e-10, rtol=1e-10)
     torch.testing.assert_close(ld2, -ld)
     # the sampler's fast path (precomputed W^-1 and actnorm per class) is the same map
-    x3 = flow.inverse_planned(z, cond, flow.plan(cond.emotion))
+    plan = flow.plan(cond.emotion)
+    x3 = flow.inverse_planned(z, flow.frame_tokens(cond.frame, plan), flow.prev_tokens(cond.prev, plan), plan)
     torch.testing.assert_close(x3, x, atol=1e-10, rtol=1e-10)
 
 
@@ -158,3 +159,29 @@ def test_save_load_round_trip_and_seeded_sampling():
     # take k reproducible alone (batch size changes float summation order only)
     scale = float(a[0][1].abs().max())
     torch.testing.assert_close(c[0][0], a[0][1], rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_fast_sampler_equals_the_plain_autoregressive_inverse():
+    """model.sample (precomputed tokens, traced frame step) == frame-by-frame flow.inverse."""
+    model = tiny_model().train()
+    model.loss(tiny_batch(model.cfg))
+    randomize(model, seed=9)
+    model.eval().requires_grad_(False)
+    c = model.cfg
+    windows = torch.randn(7, 16, 80)
+    src = 0.1 * torch.ones(64)
+    e, p = model.sample(windows, 2, src, [np.random.default_rng([3, 0]), np.random.default_rng([3, 1])])
+    rngs = [np.random.default_rng([3, 0]), np.random.default_rng([3, 1])]
+    z_e = torch.stack([model.exp.sample_latent(2, 7, r, 1.0) for r in rngs], 1)
+    z_p = torch.stack([model.pose.sample_latent(7, r, 1.0) for r in rngs], 1)
+    f_a = model.audio(windows)
+    emo = torch.full((2,), 2)
+    exp_prev = src.expand(2, c.tau, 64).clone()
+    pose_prev = torch.zeros(2, c.tau, 6)
+    for t in range(7):
+        xe = model.exp.inverse(z_e[t], model.exp_condition(f_a[t].expand(2, -1), emo, src.expand(2, -1), exp_prev))
+        xp = model.pose.inverse(z_p[t], model.pose_condition(f_a[t].expand(2, -1), pose_prev))
+        torch.testing.assert_close(e[:, t], xe, rtol=1e-4, atol=1e-4 * float(xe.abs().max()))
+        torch.testing.assert_close(p[:, t], xp, rtol=1e-4, atol=1e-4 * float(xp.abs().max()))
+        exp_prev = torch.cat([exp_prev[:, 1:], xe[:, None]], 1)
+        pose_prev = torch.cat([pose_prev[:, 1:], xp[:, None]], 1)

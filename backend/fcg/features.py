@@ -24,7 +24,11 @@ class FeatureConfig:
     window_frames: int = 16  # mel frames each video frame sees (Wav2Lip/IP-LAP convention)
     # Mel frames the window's centre sits after the video frame's time: real lips lead the sound,
     # so the face at t is best predicted from audio slightly after t.
-    lookahead_frames: int = 2
+    lookahead_frames: int = 6
+    # Extra look-ahead applied only when generating: the training corpus's lips follow espeak's phone
+    # timings, while real lips lead the sound by ~100-200 ms; shifting the audio window later makes
+    # the generated mouth anticipate the way a real one does (chosen by measurement, docs/fcg.md).
+    inference_lead_frames: int = 0
     cmvn: bool = True  # per-utterance mean/variance normalisation: removes speaker/channel colour
     floor: float = 1e-6
 
@@ -99,7 +103,8 @@ def frame_count(n_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> i
     return max(1, int(math.ceil(n_samples / sample_rate * fps - 1e-9)))
 
 
-def mel_windows(logmel: torch.Tensor, n_frames: int, fps: float, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+def mel_windows(logmel: torch.Tensor, n_frames: int, fps: float, cfg: FeatureConfig = FeatureConfig(),
+                extra_lookahead: int = 0) -> torch.Tensor:
     """(M, 80) log-mel -> (n_frames, window_frames, 80): one window per output frame.
 
     Frame t is shown at time t/fps; its window is centred on mel frame round(t/fps * 80) + lookahead.
@@ -108,8 +113,9 @@ def mel_windows(logmel: torch.Tensor, n_frames: int, fps: float, cfg: FeatureCon
     mel_rate = cfg.sample_rate / cfg.hop
     w = cfg.window_frames
     half = w // 2
-    centres = torch.round(torch.arange(n_frames, dtype=torch.float64) / fps * mel_rate).long() + cfg.lookahead_frames
-    pad = w + abs(cfg.lookahead_frames) + 2
+    shift = cfg.lookahead_frames + extra_lookahead
+    centres = torch.round(torch.arange(n_frames, dtype=torch.float64) / fps * mel_rate).long() + shift
+    pad = w + abs(shift) + 2
     floor = logmel.min(dim=0, keepdim=True).values
     padded = torch.cat([floor.expand(pad, -1), logmel, floor.expand(pad + int(centres[-1].item()) + 1, -1)], dim=0)
     idx = centres[:, None] - half + torch.arange(w)[None, :] + pad

@@ -98,7 +98,8 @@ class FCGGenerator:
             wav = torch.from_numpy(audio.astype(np.float32, copy=False)).to(self.device)
             mel = m.logmel(wav)
             n_frames = frame_count(audio.shape[0], fps, SAMPLE_RATE)
-            windows = mel_windows(mel, n_frames, fps, m.cfg.features)
+            windows = mel_windows(mel, n_frames, fps, m.cfg.features,
+                                  extra_lookahead=m.cfg.features.inference_lead_frames)
             rngs = [np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, k]) for k in range(int(n_takes))]
             with _cpu_threads(1 if self.device.type == "cpu" else None):
                 exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,

@@ -97,9 +97,20 @@ class TransformerLayer(nn.Module):
         self.ff1 = nn.Linear(dim, ffn)
         self.ff2 = nn.Linear(ffn, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """last_only: compute the output of the last token only (keys/values still from all tokens);
+        the conditioner's last layer needs no more, which saves most of that layer's work."""
         b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        hd = d // self.heads
+        h = self.norm1(x)
+        if last_only:
+            wq, wkv = self.qkv.weight[:d], self.qkv.weight[d:]
+            bq, bkv = self.qkv.bias[:d], self.qkv.bias[d:]
+            q = F.linear(h[:, -1:], wq, bq).view(b, 1, self.heads, hd).transpose(1, 2)
+            k, v = F.linear(h, wkv, bkv).view(b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+            mask, x, n = mask[-1:], x[:, -1:], 1
+        else:
+            q, k, v = self.qkv(h).view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
         return x + self.ff2(F.gelu(self.ff1(self.norm2(x))))
@@ -132,11 +143,17 @@ class TransformerConditioner(nn.Module):
         self.register_buffer("mask", torch.where(allowed, 0.0, float("-inf")), persistent=False)
 
     def forward(self, h1: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, torch.Tensor]:
-        cur = self.in_h(h1) + self.in_frame(cond.frame)
-        tokens = torch.cat([self.in_prev(cond.prev), cur[:, None, :]], dim=1) + self.pos
+        return self.from_tokens(h1, self.in_frame(cond.frame), self.in_prev(cond.prev))
+
+    def from_tokens(self, h1: torch.Tensor, frame_token: torch.Tensor, prev_tokens: torch.Tensor):
+        """The same map with the context's projections given: the sampler computes the frame part for
+        all frames at once and keeps the previous frames' tokens in a rolling buffer."""
+        cur = self.in_h(h1) + frame_token
+        tokens = torch.cat([prev_tokens, cur[:, None, :]], dim=1) + self.pos
         mask = self.mask.to(tokens.dtype)
-        for layer in self.layers:
-            tokens = layer(tokens, mask)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            tokens = layer(tokens, mask, last_only=i == last)
         t, s = self.out(self.norm(tokens[:, -1])).chunk(2, dim=-1)
         return t, s
 
@@ -154,8 +171,12 @@ class AffineCoupling(nn.Module):
 
     def _ts(self, h1, cond):
         t, raw = self.net(h1, cond)
-        log_s = self.clamp * torch.tanh(raw / self.clamp)
-        return t, log_s
+        return t, self.clamp * torch.tanh(raw / self.clamp)
+
+    def inverse_from_tokens(self, y, frame_token, prev_tokens):
+        h1, h2 = y[:, :self.half], y[:, self.half:]
+        t, raw = self.net.from_tokens(h1, frame_token, prev_tokens)
+        return torch.cat([h1, h2 * torch.exp(-self.clamp * torch.tanh(raw / self.clamp)) - t], dim=-1)
 
     def forward(self, x, cond: Condition):
         h1, h2 = x[:, :self.half], x[:, self.half:]
@@ -213,24 +234,45 @@ class Flow(nn.Module):
         return z, logdet
 
     @torch.no_grad()
-    def plan(self, emotion: torch.Tensor) -> list:
-        """Per step, what the inverse needs that does not change between frames: actnorm's
-        per-class scale and bias for these rows and W^-1. Sampling computes it once per take batch."""
-        out = []
-        for step in reversed(self.steps):
-            a = step.actnorm
-            out.append((step.coupling, torch.linalg.inv(step.conv.weight()).T.contiguous(),
-                        torch.exp(-a.log_scale[emotion]), a.bias[emotion]))
-        return out
+    def plan(self, emotion: torch.Tensor) -> "InversePlan":
+        """What the inverse needs that does not change between frames (actnorm per class, W^-1), in
+        the order the inverse runs; sampling computes it once per batch of takes."""
+        steps = list(reversed(self.steps))
+        return InversePlan(
+            couplings=[s.coupling for s in steps],
+            w_inv_t=[torch.linalg.inv(s.conv.weight()).T.contiguous() for s in steps],
+            inv_scale=[torch.exp(-s.actnorm.log_scale[emotion]) for s in steps],
+            bias=[s.actnorm.bias[emotion] for s in steps],
+            prev_weight=torch.stack([s.coupling.net.in_prev.weight.T for s in steps]),  # (K, D, H)
+            prev_bias=torch.stack([s.coupling.net.in_prev.bias for s in steps])[:, None, None, :],
+        )
 
-    def inverse_planned(self, z, cond: Condition, plan: list) -> torch.Tensor:
-        """The inverse without logdet, using `plan(emotion)`; equal to inverse(z, cond)[0]."""
-        for coupling, w_inv_t, inv_scale, bias in plan:
-            h1 = z[:, :coupling.half]
-            t, log_s = coupling._ts(h1, cond)
-            z = torch.cat([h1, z[:, coupling.half:] * torch.exp(-log_s) - t], dim=-1)
-            z = torch.addcmul(-bias, z @ w_inv_t, inv_scale)
+    def frame_tokens(self, frame: torch.Tensor, plan: "InversePlan") -> torch.Tensor:
+        """(..., Cf) per-frame context -> (K, ..., H) its projection for every step (plan order)."""
+        return torch.stack([c.net.in_frame(frame) for c in plan.couplings])
+
+    @staticmethod
+    def prev_tokens(prev: torch.Tensor, plan: "InversePlan") -> torch.Tensor:
+        """(B, n, D) frames -> (K, B, n, H) their previous-frame tokens for every step."""
+        return torch.einsum("bnd,kdh->kbnh", prev, plan.prev_weight) + plan.prev_bias
+
+    @staticmethod
+    def inverse_planned(z, frame_tokens: torch.Tensor, prev_tokens: torch.Tensor, plan: "InversePlan"):
+        """The inverse without logdet from precomputed tokens; equal to inverse(z, cond)[0]."""
+        for k, coupling in enumerate(plan.couplings):
+            z = coupling.inverse_from_tokens(z, frame_tokens[k], prev_tokens[k])
+            z = torch.addcmul(-plan.bias[k], z @ plan.w_inv_t[k], plan.inv_scale[k])
         return z
+
+
+@dataclass
+class InversePlan:
+    couplings: list
+    w_inv_t: list
+    inv_scale: list
+    bias: list
+    prev_weight: torch.Tensor
+    prev_bias: torch.Tensor
 
 
 def student_t_log_prob(z: torch.Tensor, mean: torch.Tensor, nu: float) -> torch.Tensor:

@@ -161,37 +161,42 @@ class FCGModel(nn.Module):
             # emotion transfer: the reference's latent replaces the component mean (noise kept for takes)
             z_ref = self._reference_latent(reference.to(dev), emotion, source.to(dev), f_a)
             z_exp = z_exp - self.exp.prior_means[emotion] + z_ref
-        exp_plan = self.exp.flow.plan(emo)
-        pose_plan = self.pose.flow.plan(torch.zeros(b, dtype=torch.long, device=dev))
-        exp_prev = src[:, None, :].expand(b, c.tau, c.exp_dim).contiguous()
-        pose_prev = torch.zeros(b, c.tau, c.pose_dim, device=dev)
+        ef, pf = self.exp.flow, self.pose.flow
+        exp_plan = ef.plan(emo)
+        pose_plan = pf.plan(torch.zeros(b, dtype=torch.long, device=dev))
+        # context projections that do not depend on generated frames: computed for all frames at once
+        frame_exp = torch.cat([f_a, torch.cat([f_e[:1], src[:1]], dim=-1).expand(t_len, -1)], dim=-1)
+        exp_frame_tok = ef.frame_tokens(frame_exp, exp_plan)  # (K, T, H), shared by the takes
+        pose_frame_tok = pf.frame_tokens(f_a, pose_plan)
+        exp_prev_tok = ef.prev_tokens(src[:, None, :].expand(b, c.tau, c.exp_dim), exp_plan)  # (K, B, tau, H)
+        pose_prev_tok = pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan)
         out_e = torch.empty(b, t_len, c.exp_dim, device=dev)
         out_p = torch.empty(b, t_len, c.pose_dim, device=dev)
-        frame_exp_static = torch.cat([f_e, src], dim=-1)
-        zero_emo = torch.zeros(b, dtype=torch.long, device=dev)
 
-        def frame_step(ze, zp, fa_t, exp_prev, pose_prev):
-            ce = Condition(emotion=emo, frame=torch.cat([fa_t, frame_exp_static], dim=-1), prev=exp_prev)
-            x_e = self.exp.flow.inverse_planned(ze, ce, exp_plan)
-            cp = Condition(emotion=zero_emo, frame=fa_t, prev=pose_prev)
-            x_p = self.pose.flow.inverse_planned(zp, cp, pose_plan)
-            return (x_e, x_p, torch.cat([exp_prev[:, 1:], x_e[:, None]], dim=1),
-                    torch.cat([pose_prev[:, 1:], x_p[:, None]], dim=1))
+        def frame_step(ze, zp, exp_ft, pose_ft, exp_prev_tok, pose_prev_tok):
+            x_e = ef.inverse_planned(ze, exp_ft[:, None, :], exp_prev_tok, exp_plan)
+            x_p = pf.inverse_planned(zp, pose_ft[:, None, :], pose_prev_tok, pose_plan)
+            # the new frame becomes the newest previous-frame token of every step
+            new_e = ef.prev_tokens(x_e[:, None, :], exp_plan)
+            new_p = pf.prev_tokens(x_p[:, None, :], pose_plan)
+            return (x_e, x_p, torch.cat([exp_prev_tok[:, :, 1:], new_e], dim=2),
+                    torch.cat([pose_prev_tok[:, :, 1:], new_p], dim=2))
 
         step_fn = frame_step
         if not any(p.requires_grad for p in self.parameters()):
             # a traced frame step runs in TorchScript's interpreter: ~2x less per-op overhead than eager
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], f_a[0].expand(b, -1), exp_prev, pose_prev),
-                                          check_trace=False)
+                step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], exp_frame_tok[:, 0], pose_frame_tok[:, 0],
+                                                       exp_prev_tok, pose_prev_tok), check_trace=False)
         step_report = max(1, t_len // 50)
         for t in range(t_len):
             if cancel is not None and cancel.is_set():
                 from ..errors import Cancelled
                 raise Cancelled("generation cancelled")
             ze = self.project(z_exp[t], emotion) if manifold else z_exp[t]
-            x_e, x_p, exp_prev, pose_prev = step_fn(ze, z_pose[t], f_a[t].expand(b, -1), exp_prev, pose_prev)
+            x_e, x_p, exp_prev_tok, pose_prev_tok = step_fn(ze, z_pose[t], exp_frame_tok[:, t], pose_frame_tok[:, t],
+                                                            exp_prev_tok, pose_prev_tok)
             out_e[:, t] = x_e
             out_p[:, t] = x_p
             if progress is not None and (t % step_report == 0 or t == t_len - 1):
