@@ -12,7 +12,9 @@ def align_phones(audio: np.ndarray, words: list[str], sample_rate: int = 16000
     from pocketsphinx import Decoder
 
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
-    decoder = Decoder(samprate=sample_rate, bestpath=False, loglevel="FATAL")
+    # wide beams: synthetic and noisy voices fall off the default search beam
+    decoder = Decoder(samprate=sample_rate, bestpath=False, loglevel="FATAL", beam=1e-80,
+                      wbeam=1e-60, pbeam=1e-80)
     decoder.set_align_text(" ".join(w.lower() for w in words))
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)

@@ -180,8 +180,11 @@ def build_corpus(out: str | Path, cfg: CorpusConfig, workers: int = 2, *, count:
     meta = {"generator": "flowvq corpus build", "corpus_version": CORPUS_VERSION, "config": asdict(cfg)}
     writer = DatasetWriter(out, fps=cfg.fps, overwrite=overwrite, meta=meta)
     texts = []
-    bar = tqdm(total=count if count is not None else round(target), unit=" utt" if count else " s",
-               disable=not progress, desc="corpus")
+    if count is not None:
+        bar = tqdm(total=count, unit=" utt", disable=not progress, desc="corpus")
+    else:
+        bar = tqdm(total=round(target), unit=" s", disable=not progress, desc="corpus (audio s)",
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
     ctx = multiprocessing.get_context("fork")
     with writer, ctx.Pool(workers, maxtasksperchild=1) as pool:
         index = 0
