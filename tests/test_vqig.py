@@ -13,6 +13,15 @@ from flowvq.vqig import (VQGAN, CodebookConfig, GeneratorConfig, PlateData, Trai
 from flowvq.vqig.train import generator_batch, to_tensor
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: extra threads only wait for each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def crops():
     """32 px crops of a real photo (skimage's astronaut ships inside the package), jittered."""
@@ -150,3 +159,35 @@ def test_bad_checkpoint_file(tmp_path):
         load_generator(bad)
     with pytest.raises(CheckpointError):
         load_generator(tmp_path / "missing.pt")
+
+
+def test_train_vqig_cli_prepares_a_real_clip_and_fine_tunes(tmp_path):
+    """`flowvq train vqig --person CLIP` end to end on a tiny config: tracker -> crops + geometry
+    warps -> codebook -> generator; then a fine-tune from that checkpoint on the saved data."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "video_with_audio" / "theresa_may_5s.mp4"
+    if not clip.is_file():
+        pytest.skip(f"shared test data not found at {clip}")
+    from flowvq.vqig import cli
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cli.register(sub)
+    out = tmp_path / "run"
+    args = parser.parse_args(["vqig", "--person", str(clip), "--end", "0.32", "--size", "32", "--tiny",
+                              "--codebook-steps", "6", "--steps", "6", "--batch", "2", "--device", "cpu",
+                              "-o", str(out)])
+    assert args.func(args) == 0
+    data = PlateData.load(out / "data.npz")
+    assert len(data) >= 6 and data.frames.shape[1:] == (32, 32, 3) and data.coeffs.shape[1] == 70
+    assert np.abs(data.coeffs[0]).max() < 1e-5  # curves are relative to the clip's portrait frame
+    assert np.abs(data.warped[0].astype(int) - data.frames[0]).mean() < 3  # frame 0 warps onto itself
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["frames"] == len(data)
+    args = parser.parse_args(["vqig", "--data", str(out / "data.npz"), "--init", str(out / "vqig.pt"),
+                              "--steps", "2", "--batch", "2", "--device", "cpu", "-o", str(tmp_path / "ft")])
+    assert args.func(args) == 0
+    assert load_generator(tmp_path / "ft" / "vqig.pt").cfg == load_generator(out / "vqig.pt").cfg
