@@ -20,7 +20,7 @@ def model():
     return load_face_model("default")
 
 
-def _synthetic_clip(model, seed, frames=10):
+def _synthetic_clip(model, seed, frames=10, noise=1.0):
     rng = np.random.default_rng(seed)
     cam = Camera.for_image(512, 512)
     identity = rng.normal(size=model.n_identity)
@@ -32,26 +32,109 @@ def _synthetic_clip(model, seed, frames=10):
             expr[t, CHANNEL_INDEX[k]] = rng.uniform(0, 1)
         pose[t] = np.r_[rng.uniform(-0.25, 0.25, 3), rng.uniform(-3, 3, 2), -rng.uniform(45, 70)]
         pts = model.project(model.pose(model.landmarks(expr[t], identity), pose[t]), cam)
-        obs[t] = pts + rng.normal(0, 1.0, (68, 2))                 # 1 px noise on a 512 px image
+        obs[t] = pts + noise * rng.normal(0, 1.0, (68, 2))         # 1 px noise on a 512 px image
     return cam, identity, expr, pose, obs
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fitting_round_trip(model, seed):
-    """Random identity/pose/expressions -> landmarks + 1 px noise -> fit: key channels and rotation recovered."""
-    cam, identity, expr, pose, obs = _synthetic_clip(model, seed)
+_ROUND_TRIPS: dict = {}
+
+
+def _round_trip(model, seed, noise):
+    if (seed, noise) not in _ROUND_TRIPS:               # shared by the round-trip and bound tests
+        _ROUND_TRIPS[seed, noise] = _fit_round_trip(model, seed, noise)
+    return _ROUND_TRIPS[seed, noise]
+
+
+def _fit_round_trip(model, seed, noise):
+    cam, identity, expr, pose, obs = _synthetic_clip(model, seed, noise=noise)
     fitter = LandmarkFitter(model, cam, FitConfig(temporal_expression=0.0, temporal_pose=0.0))
     ident, pose_f, expr_f, rms = fitter.fit_sequence(obs, np.ones(len(obs), bool))
     keys = [CHANNEL_INDEX[k] for k in KEYS]
     err = np.abs(expr_f[:, keys] - expr[:, keys])
     rot_err = np.degrees(np.abs(pose_f[:, :3] - pose[:, :3]))
-    print(f"\nseed {seed}: mean |err| {dict(zip(KEYS, err.mean(0).round(3)))}, max {err.max(0).round(3)}, "
+    print(f"\nseed {seed}, noise {noise} px: mean |err| {dict(zip(KEYS, err.mean(0).round(3)))}, "
+          f"max {err.max(0).round(3)}, frames over 0.1: {(err > 0.1).sum(0)}, "
           f"max rotation error {rot_err.max():.2f} deg, rms {np.nanmean(rms):.2f} px")
-    assert (err.mean(0) <= 0.1).all()                 # per channel over the clip
-    assert np.median(err) <= 0.07
-    assert err.max() <= 0.25                          # no frame far off (ambiguity with identity shows here)
+    return err, rot_err, rms
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fitting_round_trip_without_noise(model, seed):
+    """Exact landmarks: every frame's jawOpen, eyeBlink*, mouthSmile* within 0.1 and rotation within 2 degrees."""
+    err, rot_err, rms = _round_trip(model, seed, noise=0.0)
+    assert err.max() <= 0.1
     assert rot_err.max() <= 2.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fitting_round_trip(model, seed):
+    """Random identity/pose/expressions -> landmarks + 1 px noise -> fit: key channels and rotation recovered.
+
+    Rotation is within 2 degrees on every frame. The channels are within 0.1 on average and on most
+    frames; single frames can miss by more because 1 px noise alone puts the best possible blink
+    estimate's spread at ~0.06 (test_blink_is_noise_limited_at_1px)."""
+    err, rot_err, rms = _round_trip(model, seed, noise=1.0)
+    assert rot_err.max() <= 2.0                       # every frame
+    assert (err.mean(0) <= 0.08).all()                # per channel over the clip
+    jaw_smile = err[:, [0, 3, 4]]
+    assert (jaw_smile <= 0.1).mean() >= 0.85 and jaw_smile.max() <= 0.15
+    assert (err <= 0.1).mean() >= 0.85
+    assert err.max() <= 0.2
     assert np.nanmean(rms) < 1.6                      # fits down to the noise level
+
+
+def test_blink_is_noise_limited_at_1px(model):
+    """Cramer-Rao bound for an oracle that knows the identity and which 5 channels move: with 1 px noise
+    its blink estimate still has a spread of ~0.06, so 'every frame within 0.1' cannot hold for blinks;
+    our fitter (identity unknown, all 64 channels free) stays within 1.6x of that bound."""
+    from scipy.stats import norm
+
+    keys = [CHANNEL_INDEX[k] for k in KEYS]
+    sds, errs = [], []
+    for seed in (0, 1, 2):
+        cam, identity, expr, pose, _ = _synthetic_clip(model, seed)
+        for t in range(len(expr)):
+            def proj(x, t=t):
+                e = expr[t].copy()
+                e[keys] = x[6:]
+                return model.project(model.pose(model.landmarks(e, identity), x[:6]), cam).astype(float).ravel()
+
+            x0 = np.r_[pose[t], expr[t, keys]]
+            j = np.stack([(proj(x0 + 1e-4 * d) - proj(x0 - 1e-4 * d)) / 2e-4 for d in np.eye(len(x0))], 1)
+            sds.append(np.sqrt(np.diag(np.linalg.inv(j.T @ j)))[6:])     # noise sd 1 px
+        errs.append(_round_trip(model, seed, noise=1.0)[0])
+    sds, errs = np.array(sds), np.concatenate(errs)
+    blink_sd = sds[:, 1:3]
+    expected_misses = (2 * norm.sf(0.1 / blink_sd)).sum()
+    rms_ratio = np.sqrt((errs[:, 1:3] ** 2).mean()) / np.sqrt((blink_sd ** 2).mean())
+    print(f"\nCRB sd median {np.median(sds, 0).round(3)}; oracle's expected blink frames over 0.1: "
+          f"{expected_misses:.1f} of {blink_sd.size}; our blink RMS / CRB = {rms_ratio:.2f}")
+    assert np.median(blink_sd) >= 0.04 and expected_misses >= 2.0
+    assert rms_ratio <= 1.6
+
+
+def test_ridge_penalty_is_chosen_inside_the_first_half():
+    """The evaluation's ridge: on synthetic (T,64) -> (T,64) data it recovers a known R^2, and on
+    unrelated data it stays near 0 instead of overfitting to a large negative score."""
+    from flowvq.tracker.evaluate import ridge_r2
+
+    rng = np.random.default_rng(0)
+    t = 600
+    x = np.zeros((t, 64))
+    for i in range(1, t):                                              # stationary, autocorrelated (AR(1))
+        x[i] = 0.9 * x[i - 1] + rng.normal(size=64)
+    w = rng.normal(size=(64, 64)) * (rng.random((64, 64)) < 0.1)
+    signal = x @ w
+    noise = rng.normal(size=(t, 64)) * 0.5 * signal[: t // 2].std()
+    y = signal + noise
+    r2, alpha = ridge_r2(x, y)
+    test = slice(t // 2, None)
+    true_r2 = 1 - (noise[test] ** 2).sum() / ((y[test] - y[test].mean(0)) ** 2).sum()
+    print(f"\nridge R^2 {r2:.3f} (noise ceiling {true_r2:.3f}), alpha {alpha:.3g}")
+    assert true_r2 - 0.25 <= r2 <= true_r2 + 0.05
+    r2_null, alpha_null = ridge_r2(x, rng.normal(size=(t, 64)))
+    print(f"unrelated targets: R^2 {r2_null:.3f}, alpha {alpha_null:.3g}")
+    assert -0.1 <= r2_null <= 0.05
 
 
 def _portrait():
@@ -100,9 +183,11 @@ def test_cmyk_image_file(tmp_path):
     assert track(tmp_path / "cmyk.jpg").face_found.all()
 
 
-def test_mouth_opening_follows_dlib_on_real_clip():
+def test_mouth_opening_follows_dlib_on_real_clip(tmp_path, monkeypatch):
     """On a real clip, the fitted mouth opening correlates >= 0.8 with dlib's inner-lip gap."""
     from flowvq.tracker.evaluate import evaluate_clip
+
+    monkeypatch.setenv("FLOWVQ_CACHE", str(tmp_path))         # track for real, not from a cache
 
     root = SHARED_DATA / "talking_3dmm"
     video, mat = root / "video_silent" / "Obama_clip1.mp4", root / "3DMM" / "Obama_clip1.mat"

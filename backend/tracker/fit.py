@@ -2,7 +2,8 @@
 
 Each frame is a small bounded nonlinear least-squares problem (scipy's trust-region reflective
 solver) with analytic Jacobians: 68 reprojection residuals, a shrinkage prior on expression,
-and a temporal term tying each frame to the previous one (warm start + smoothing). Landmarks
+a smoothed L1 (sparsity) prior so a few channels explain a frame rather than many overlapping
+ones sharing it, and a temporal term tying each frame to the previous one (warm start + smoothing). Landmarks
 cannot see the tongue, gaze or cheek puffs: those channels stay at the prior (0).
 """
 from __future__ import annotations
@@ -35,9 +36,11 @@ class FitConfig:
     identity_prior: float = 0.5         # L2 prior on identity coefficients (unit-variance basis)
     temporal_expression: float = 0.05   # tie to the previous frame's expression
     temporal_pose: float = 0.5          # tie to the previous frame's pose (radians / model units)
-    identity_frames: int = 8            # key frames used to fit the identity
-    identity_rounds: int = 2
+    identity_frames: int = 30           # key frames used to fit the identity (spread over the clip)
+    identity_rounds: int = 3            # alternations of (per-frame fit, identity fit) on the key frames
     max_iter: int = 15
+    sparsity: float = 1.0               # L1 weight on expression (few channels act at once), smoothed below
+    sparsity_eps: float = 0.02          # |e| is smoothed as sqrt(e^2+eps^2)-eps (quadratic below eps)
 
 
 def _drot(angles: np.ndarray) -> list[np.ndarray]:
@@ -172,6 +175,18 @@ class LandmarkFitter:
             e[free] = p[6:]
             return p[:6], e
 
+        sp, eps = cfg.sparsity, cfg.sparsity_eps
+
+        def l1_res(v):
+            # residual whose square is 2*sp*(sqrt(v^2+eps^2)-eps): an L1 penalty in least-squares form
+            return np.sign(v) * np.sqrt(2 * sp * (np.sqrt(v * v + eps * eps) - eps))
+
+        def l1_jac(v):
+            q = np.sqrt(v * v + eps * eps)
+            h = q - eps
+            small = h < 1e-12
+            return np.where(small, np.sqrt(sp / eps), sp * np.abs(v) / (q * np.sqrt(2 * sp * np.maximum(h, 1e-12))))
+
         def fun(p):
             pose, e = unpack(p)
             pts = pts0 + np.tensordot(e, self.expr, axes=(0, 0))
@@ -181,6 +196,8 @@ class LandmarkFitter:
                 r.append(lam_te * (e[free] - pe[free]))
             if lam_tp:
                 r.append(lam_tp * (pose - pp) * tscale)
+            if sp:
+                r.append(l1_res(e[free]))
             return np.concatenate(r)
 
         def jac(p):
@@ -206,6 +223,10 @@ class LandmarkFitter:
             if lam_tp:
                 t = np.zeros((6, 6 + nf))
                 t[:, :6] = np.diag(lam_tp * tscale)
+                rows.append(t)
+            if sp:
+                t = np.zeros((nf, 6 + nf))
+                t[:, 6:] = np.diag(l1_jac(e[free]))
                 rows.append(t)
             return np.concatenate(rows)
 

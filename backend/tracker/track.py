@@ -12,15 +12,9 @@ from .landmarks import detect_landmarks
 from .result import TrackResult
 
 
-def track(source, model="default", progress=None, fps: float | None = None, config: FitConfig = FitConfig(),
-          max_frames: int | None = None) -> TrackResult:
-    """Track a face through `source` (path, RGB array, or frames); progress(fraction, stage)."""
-    report = progress or (lambda fraction, stage: None)
-    m = load_face_model(model)
-    frames, fps_out, notes = load_frames(source, fps, max_frames)
+def detect_all(frames, report=lambda fraction, stage: None):
+    """dlib on every frame -> landmarks (T,68,2) NaN where no face, found (T,), detector score (T,), #multi-face frames."""
     t = len(frames)
-    h, w = frames[0].shape[:2]
-    camera = Camera.for_image(w, h)
     landmarks = np.full((t, 68, 2), np.nan, np.float32)
     found = np.zeros(t, bool)
     score = np.zeros(t, np.float32)
@@ -32,10 +26,17 @@ def track(source, model="default", progress=None, fps: float | None = None, conf
             several += n > 1
         if i % 10 == 0:
             report(0.5 * i / t, "landmarks")
+    return landmarks, found, score, several
+
+
+def fit_landmarks(landmarks, found, score, camera: Camera, model="default", fps: float = 0.0,
+                  config: FitConfig = FitConfig(), notes=(), report=lambda fraction, stage: None) -> TrackResult:
+    """Fit the model to already-detected landmarks (what `track` does after dlib)."""
+    m = load_face_model(model)
+    notes = list(notes)
+    t = len(landmarks)
     if not found.any():
         raise NoFace("no face found" + (" in the image" if t == 1 else f" in any of {t} frames"))
-    if several:
-        notes.append(f"several faces in {several} frame(s): tracked the largest")
     if (~found).any():
         notes.append(f"no face in {int((~found).sum())} of {t} frames (flagged, not filled)")
     fitter = LandmarkFitter(m, camera, config)
@@ -46,6 +47,19 @@ def track(source, model="default", progress=None, fps: float | None = None, conf
     conf = np.where(found, (1 / (1 + np.exp(-2.0 * score))) * np.exp(-np.nan_to_num(err, posinf=1e9) / 10.0), 0.0)
     report(1.0, "done")
     return TrackResult(expression=expr.astype(np.float32), pose=pose.astype(np.float32),
-                       identity=identity.astype(np.float32), camera=camera, fps=float(fps_out),
-                       landmarks=landmarks, confidence=conf.astype(np.float32), face_found=found,
-                       model=m.name, notes=notes)
+                       identity=identity.astype(np.float32), camera=camera, fps=float(fps),
+                       landmarks=np.asarray(landmarks, np.float32), confidence=conf.astype(np.float32),
+                       face_found=np.asarray(found, bool), model=m.name, notes=notes)
+
+
+def track(source, model="default", progress=None, fps: float | None = None, config: FitConfig = FitConfig(),
+          max_frames: int | None = None) -> TrackResult:
+    """Track a face through `source` (path, RGB array, or frames); progress(fraction, stage)."""
+    report = progress or (lambda fraction, stage: None)
+    load_face_model(model)                      # bad model names fail before the slow part
+    frames, fps_out, notes = load_frames(source, fps, max_frames)
+    h, w = frames[0].shape[:2]
+    landmarks, found, score, several = detect_all(frames, report)
+    if several:
+        notes.append(f"several faces in {several} frame(s): tracked the largest")
+    return fit_landmarks(landmarks, found, score, Camera.for_image(w, h), model, fps_out, config, notes, report)
