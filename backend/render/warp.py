@@ -59,8 +59,27 @@ class FaceWarper:
         self.faces_t = torch.as_tensor(model.faces.astype(np.int64), device=self.device)
         lip = self._lip_colour()
         colours = interior_colours(model, self.identity_shape, self.portrait, lip)
-        # per-vertex attributes: source x, source y, interior flag, interior colour (3)
-        self.attr_static = np.concatenate([self.interior[:, None].astype(np.float32), colours / 255.0], 1)
+        # the part of the mouth interior the portrait itself shows (an open mouth) is warped from
+        # its real pixels; only what the portrait hides is synthesised
+        seen = self.interior & self._visible_vertices(src_cam)
+        if self._mouth_visibility(src_cam) < 0.3:
+            seen[:] = False
+        # per-vertex attributes: source x, source y, interior flag, interior colour (3), seen in portrait
+        self.attr_static = np.concatenate([self.interior[:, None].astype(np.float32), colours / 255.0,
+                                           seen[:, None].astype(np.float32)], 1)
+
+    def _visible_vertices(self, cam_v: np.ndarray) -> np.ndarray:
+        px = self.model.project(cam_v, self.fit.camera).astype(np.float32)
+        lo = px[self.skin].min(0)
+        s = min(1.0, self.settings.work_head_px / max(float((px[self.skin].max(0) - lo).max()), 1.0))
+        size = np.ceil((px[self.skin].max(0) - lo) * s).astype(int) + 3
+        xy = (px - lo) * s + 1
+        frags = rasterize(torch.from_numpy(xy), torch.from_numpy(-cam_v[:, 2]), self.faces_t.cpu(),
+                          int(size[1]), int(size[0]))
+        tris = frags.tri[frags.mask].unique().numpy()
+        out = np.zeros(self.model.n_vertices, bool)
+        out[self.model.faces[tris].ravel()] = True
+        return out
 
     def _lip_colour(self):
         lm = self.fit.landmarks[48:60].astype(np.int32)
@@ -118,8 +137,9 @@ class FaceWarper:
         covered = frags.mask.cpu().numpy()
         # a mouth that is barely open shows no interior: the lips' own pixels fill the slit
         interior_cover = img[..., 2] * covered
-        interior = interior_cover * self._mouth_visibility(cam_v)
-        known = covered & (interior < 0.5)
+        seen = np.clip(img[..., 6] / np.maximum(interior_cover, 1e-3), 0, 1) * (interior_cover > 0)
+        interior = interior_cover * (1 - seen) * self._mouth_visibility(cam_v)
+        known = covered & ((interior_cover < 0.5) | (seen > 0.5))
 
         # displacement (portrait pixels) of each working pixel's source point
         gx = (np.arange(ww, dtype=np.float32) + 0.5) / sx - 0.5 + x0
