@@ -177,3 +177,24 @@ def test_refine_with_a_tiny_checkpoint(tmp_path, portrait, renderer):
     assert frames[1].shape == portrait.shape
     assert np.abs(frames[1].astype(int) - geo).mean() > 0.1  # the refiner really ran
     assert r.versions["vqig"] == str(path)
+
+
+def test_same_fit_every_frame_no_flicker(renderer):
+    """One fit serves every frame: a frame is a pure function of its curves, and a smooth take
+    gives smoothly changing frames."""
+    take = _take(6, jaw=0.3)
+    a = [f for _, f in renderer.render(take.expression, take.pose)]
+    b = renderer.frame(take.expression[3], take.pose[3])
+    assert np.array_equal(a[3], b)
+    steps = [np.abs(a[i + 1].astype(int) - a[i]).mean() for i in range(5)]
+    assert max(steps) < 3.0
+
+
+def test_cli_modules_load_without_heavy_imports():
+    import subprocess
+    import sys
+
+    code = ("import sys, flowvq.render.cli, flowvq.vqig.cli; "
+            "print(','.join(m for m in ('torch', 'cv2', 'dlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
