@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,40 @@ def test_resample_curves_holds_edges():
     x = np.arange(10, dtype=np.float32)[:, None]
     y = resample_curves(x, 10.0, 20.0, 25)
     assert y[0, 0] == 0 and y[1, 0] == 0.5 and y[-1, 0] == 9
+
+
+def test_face_runs_split_on_missing_faces():
+    from flowvq.dataset import face_runs
+
+    found = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1], bool)
+    assert face_runs(found, 3) == [(0, 3), (4, 9)]
+    assert face_runs(found, 2) == [(0, 3), (4, 9), (11, 13)]
+    assert face_runs(np.zeros(5, bool), 1) == []
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_dataset_build_from_a_real_video(tmp_path):
+    """`flowvq dataset build`: a real talking-head video through the real tracker (a few frames)."""
+    video = SHARED / "video_with_audio" / "theresa_may_5s.mp4"
+    if not video.is_file():
+        pytest.skip(f"real test data not present at {SHARED} (see docs/dataset.md)")
+    import argparse
+
+    from flowvq.corpus import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dataset", "build", str(video), "-o", str(tmp_path / "d"),
+                              "--max-frames", "8", "--min-seconds", "0.2", "--emotion", "sad"])
+    assert args.func(args) == 0
+    ds = Dataset.open(tmp_path / "d")
+    assert len(ds) == 1 and ds.items[0]["source"] == "video:theresa_may_5s.mp4"
+    item = ds[0]
+    assert item.emotion == "sad" and item.n_frames == 8  # 8 frames at the video's 25 fps
+    assert item.audio.size == 8 * 640 and np.abs(item.audio).max() > 1e-4  # the clip's sound, not zeros
+    assert np.all(np.isfinite(item.expression)) and np.abs(item.pose[:, :3]).max() < 1.0
+    with pytest.raises(BadRequest, match="video not found"):
+        args = parser.parse_args(["dataset", "build", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "e")])
+        args.func(args)

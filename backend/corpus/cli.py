@@ -1,4 +1,5 @@
-"""`flowvq corpus build`: the starter training corpus (no torch/cv2 imports at module level)."""
+"""`flowvq corpus build` (the starter training corpus) and `flowvq dataset build` (videos through the
+tracker): both write the dataset format of docs/dataset.md. No torch/cv2 imports at module level."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,22 @@ def register(subparsers) -> None:
     build.add_argument("--overwrite", action="store_true", help="replace a dataset already in the folder")
     build.set_defaults(func=run)
 
+    dataset = subparsers.add_parser("dataset", help="training datasets from your own footage")
+    dverbs = dataset.add_subparsers(dest="dataset_command", required=True)
+    videos = dverbs.add_parser(
+        "build", help="track the face in videos and write them as a training dataset",
+        description="Each video's sound (or a .wav with the same name next to it) and the tracked "
+                    "expression/pose become dataset items; frames without a face split a clip.")
+    videos.add_argument("videos", nargs="+", help="video files")
+    videos.add_argument("-o", "--output", required=True, help="dataset folder to create")
+    videos.add_argument("--emotion", default="talking", help="emotion label for every clip (default talking)")
+    videos.add_argument("--fps", type=float, default=25.0, help="dataset frame rate (default 25)")
+    videos.add_argument("--min-seconds", type=float, default=2.0,
+                        help="drop stretches with a face shorter than this (default 2)")
+    videos.add_argument("--max-frames", type=int, default=None, help="track at most this many frames per video")
+    videos.add_argument("--overwrite", action="store_true", help="replace a dataset already in the folder")
+    videos.set_defaults(func=run_dataset)
+
 
 def run(args: argparse.Namespace) -> int:
     from .build import CorpusConfig, build_corpus
@@ -31,4 +48,15 @@ def run(args: argparse.Namespace) -> int:
                            overwrite=args.overwrite)
     print(f"{summary['items']} utterances, {summary['hours']:.3f} h of audio in "
           f"{summary['seconds']:.0f} s -> {summary['path']}")
+    return 0
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from ..dataset import build_from_videos
+
+    s = build_from_videos(args.videos, args.output, emotion=args.emotion, fps=args.fps,
+                          min_seconds=args.min_seconds, max_frames=args.max_frames,
+                          overwrite=args.overwrite)
+    print(f"{s['items']} items, {s['seconds']:.1f} s with a face from {s['videos']} video(s) "
+          f"({s['dropped_seconds']:.1f} s without one dropped) -> {args.output}")
     return 0
