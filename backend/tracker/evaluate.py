@@ -37,7 +37,7 @@ class ClipScore:
     mouth_corr: float
     alpha_all: float = float("nan")
     alpha_mouth: float = float("nan")
-    seconds: float = float("nan")        # tracking time (landmarks + fit), 0 when cached
+    seconds: float = float("nan")        # tracking time (landmarks + fit) when it ran (NaN: cached before timing)
 
 
 def cache_dir() -> Path:
@@ -81,12 +81,14 @@ def track_clip(video: Path, model="default", config: FitConfig = FitConfig(), st
     key = hashlib.sha256(json.dumps([FIT_VERSION, str(model), asdict(config), step, max_frames]).encode()).hexdigest()[:12]
     cached = cache_dir() / f"{_digest(video)}_track_{key}.npz"
     lm, found, score, fps, (h, w), lm_seconds = clip_landmarks(video, max_frames)
+    timing = cached.with_suffix(".json")                 # seconds the tracking took when it ran
     if cached.exists():
-        return TrackResult.load(cached), 0.0
+        return TrackResult.load(cached), (json.loads(timing.read_text())["seconds"] if timing.exists() else float("nan"))
     t0 = time.perf_counter()
     keep = np.arange(0, len(lm), step)
     r = fit_landmarks(lm[keep], found[keep], score[keep], Camera.for_image(w, h), model, fps / step, config)
     seconds = time.perf_counter() - t0 + lm_seconds * len(keep) / len(lm)
+    timing.write_text(json.dumps({"seconds": seconds}))
     r.save(cached.with_suffix(".tmp.npz")).replace(cached)
     return r, seconds
 
@@ -170,6 +172,31 @@ def evaluate_clip(video: Path, coeff_mat: Path, step: int = 1, max_frames: int |
                      mouth_corr=corr, alpha_all=a_all, alpha_mouth=a_mouth, seconds=seconds)
 
 
+def aligned_landmarks(lm: np.ndarray) -> np.ndarray:
+    """(T,68,2) -> (T,136): each frame's landmarks similarity-aligned (Procrustes) onto the clip's mean shape."""
+    c = lm - lm.mean(1, keepdims=True)
+    c = c / np.linalg.norm(c, axis=(1, 2), keepdims=True)
+    ref = c.mean(0)
+    for _ in range(3):
+        out = []
+        for f in c:
+            u, _, vt = np.linalg.svd(f.T @ ref)
+            out.append(f @ (u @ vt))
+        ref = np.mean(out, 0)
+    return np.stack(out).reshape(len(lm), -1)
+
+
+def landmark_baseline(video: Path, coeff_mat: Path) -> float:
+    """Reference: the same ridge from dlib's aligned raw landmarks (136 numbers, what the tracker sees) to Basel."""
+    from scipy.io import loadmat
+
+    lm, found, *_ = clip_landmarks(video)
+    basel = loadmat(str(coeff_mat))["coeff"][:, 80:144].astype(np.float64)
+    ok = found.copy()
+    ok[len(basel):] = False
+    return ridge_r2(aligned_landmarks(lm[ok].astype(np.float64)), basel[np.where(ok)[0]])[0]
+
+
 def clips(root: Path):
     root = Path(root)
     for video in sorted((root / "video_silent").glob("*.mp4")):
@@ -199,8 +226,13 @@ if __name__ == "__main__":
     ap.add_argument("root", type=Path)
     ap.add_argument("--step", type=int, default=1)
     ap.add_argument("--landmarks-only", action="store_true", help="only detect and cache the dlib landmarks")
+    ap.add_argument("--landmark-baseline", action="store_true",
+                    help="reference R^2 of the same ridge from dlib's aligned raw landmarks (no face model)")
     args = ap.parse_args()
-    if args.landmarks_only:
+    if args.landmark_baseline:
+        for video, mat in clips(args.root):
+            print(f"| {video.stem} | {landmark_baseline(video, mat):.3f} |", flush=True)
+    elif args.landmarks_only:
         for video, _ in clips(args.root):
             print(video.stem, clip_landmarks(video)[-1], "s", flush=True)
     else:
