@@ -29,7 +29,7 @@ from .speech import Voice, synthesize
 from .text import utterance
 from .visemes import VOWELS, Coarticulation, articulate, seal_lips
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: dominance widths and jaw targets fitted to real lips (docs/corpus.md)
 LANGUAGES = ("en-us", "en-us", "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
              "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 VARIANTS = ("f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
@@ -100,8 +100,8 @@ def make_utterance(cfg: CorpusConfig, index: int) -> Utterance:
     pros = prosody(clean, SAMPLE_RATE, n, cfg.fps)
 
     # mouth: coarticulated visemes, louder vowels open wider
-    params = Coarticulation(lead=rng.uniform(0.10, 0.17), anticipation=rng.uniform(0.05, 0.09),
-                            carryover=rng.uniform(0.035, 0.065),
+    params = Coarticulation(lead=rng.uniform(0.10, 0.17), anticipation=rng.uniform(0.025, 0.045),
+                            carryover=rng.uniform(0.02, 0.035),
                             strength=style.articulation * rng.uniform(0.8, 1.2))
     gains = []
     for name, s, e in segments:

@@ -32,14 +32,14 @@ TARGETS: dict[str, dict[str, float]] = {
     # tongue between the teeth: TH DH
     "TH": {"jawOpen": 0.16, "tongueBetweenTeeth": 0.80, "lipsPart": 0.30},
     # tongue tip up on the ridge: T D N L
-    "TDNL": {"jawOpen": 0.16, "tongueUp": 0.75, "lipsPart": 0.35, **_both("mouthStretch", 0.10)},
+    "TDNL": {"jawOpen": 0.20, "tongueUp": 0.75, "lipsPart": 0.35, **_both("mouthStretch", 0.10)},
     # teeth nearly together, lips apart and spread: S Z
     "SZ": {"jawOpen": 0.06, "lipsPart": 0.45, **_both("mouthStretch", 0.30), **_both("mouthSmile", 0.10)},
     # lips flared forward: SH ZH CH JH
     "SH": {"jawOpen": 0.10, "mouthFunnel": 0.55, "mouthPucker": 0.35, "lipsPart": 0.30,
            "mouthShrugUpper": 0.20},
     # back of the tongue; lips follow the neighbours: K G NG H
-    "KGH": {"jawOpen": 0.22, "lipsPart": 0.30},
+    "KGH": {"jawOpen": 0.28, "lipsPart": 0.30},
     "R": {"jawOpen": 0.14, "mouthFunnel": 0.35, "mouthPucker": 0.40, "lipsPart": 0.20},
     "W": {"jawOpen": 0.08, "mouthPucker": 0.85, "mouthFunnel": 0.45},
     "Y": {"jawOpen": 0.12, **_both("mouthStretch", 0.25), "tongueUp": 0.35, "lipsPart": 0.30},
@@ -49,11 +49,11 @@ TARGETS: dict[str, dict[str, float]] = {
            **_both("mouthUpperUp", 0.20)},
     "AO": {"jawOpen": 0.50, "mouthFunnel": 0.45, "mouthPucker": 0.20, **_both("mouthLowerDown", 0.30)},
     # mid and reduced vowels
-    "EH": {"jawOpen": 0.38, **_both("mouthStretch", 0.30), **_both("mouthLowerDown", 0.25)},
-    "AX": {"jawOpen": 0.28, "lipsPart": 0.30, **_both("mouthLowerDown", 0.10)},
+    "EH": {"jawOpen": 0.45, **_both("mouthStretch", 0.30), **_both("mouthLowerDown", 0.25)},
+    "AX": {"jawOpen": 0.35, "lipsPart": 0.30, **_both("mouthLowerDown", 0.10)},
     "ER": {"jawOpen": 0.22, "mouthFunnel": 0.30, "mouthPucker": 0.25, "lipsPart": 0.30},
     # close front vowels spread the lips: IY IH
-    "IY": {"jawOpen": 0.14, **_both("mouthStretch", 0.45), **_both("mouthSmile", 0.18), "lipsPart": 0.45},
+    "IY": {"jawOpen": 0.18, **_both("mouthStretch", 0.45), **_both("mouthSmile", 0.18), "lipsPart": 0.45},
     # rounded vowels pucker: UW UH OW
     "UW": {"jawOpen": 0.14, "mouthPucker": 0.75, "mouthFunnel": 0.50},
     "OW": {"jawOpen": 0.38, "mouthFunnel": 0.60, "mouthPucker": 0.40, **_both("mouthLowerDown", 0.20)},
@@ -62,7 +62,7 @@ TARGETS: dict[str, dict[str, float]] = {
 # Dominance strength per class and the channels it controls firmly (x KEY_GAIN there): a
 # bilabial must seal the lips whatever its neighbours do, a K lets the lips coarticulate freely.
 DOMINANCE: dict[str, tuple[float, tuple[str, ...]]] = {
-    SILENCE: (0.6, ("jawOpen",)),
+    SILENCE: (1.0, ("jawOpen",)),
     "PBM": (1.0, ("mouthPressLeft", "mouthPressRight", "jawOpen", "mouthRollLower")),
     "FV": (0.9, ("lipBiteLower", "jawOpen")),
     "TH": (0.8, ("tongueBetweenTeeth",)),
@@ -78,7 +78,7 @@ DOMINANCE: dict[str, tuple[float, tuple[str, ...]]] = {
     "IY": (0.7, ("mouthStretchLeft", "mouthStretchRight")),
     "UW": (0.8, ("mouthPucker", "mouthFunnel")), "OW": (0.8, ("mouthFunnel", "jawOpen")),
 }
-KEY_GAIN = 4.0
+KEY_GAIN = 3.0
 # Lip seal: 1 where the lips must meet. mouthClose is then seal x jawOpen, ARKit's convention
 # for "lips closed whatever the jaw does", so a bilabial seals even when coarticulation
 # leaves the jaw partly open.
@@ -89,8 +89,8 @@ VOWELS = frozenset({"AA", "AE", "AO", "EH", "AX", "ER", "IY", "UW", "OW"})
 @dataclass(frozen=True)
 class Coarticulation:
     lead: float = 0.13  # s the articulation runs ahead of the sound
-    anticipation: float = 0.07  # s, e-folding width of the dominance before a phone
-    carryover: float = 0.05  # s, after it
+    anticipation: float = 0.035  # s, e-folding width of the dominance before a phone
+    carryover: float = 0.028  # s, after it
     plateau: float = 0.6  # share of the phone over which its dominance is flat
     strength: float = 1.0  # hypo (<1) / hyper (>1) articulation
     smoothing: float = 0.018  # s, Gaussian: muscle and tissue low-pass
