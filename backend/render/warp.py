@@ -28,6 +28,7 @@ from .raster import interpolate, rasterize
 class WarpSettings:
     work_head_px: int = 192  # head size in the working (correspondence) grid, in pixels
     margin: float = 0.45  # region margin around the head, as a fraction of the head's size
+    fade: float = 0.3  # the displacement fades to zero over this fraction of the head's size (<= margin)
     interpolation: int = cv2.INTER_CUBIC  # final resampling of the full-resolution portrait
     expression_mode: str = "relative"  # "relative": take expression added to the fit; "absolute": replaces it
 
@@ -117,7 +118,8 @@ class FaceWarper:
         if x1 <= x0 + 4 or y1 <= y0 + 4:
             return None
         scale = min(1.0, self.settings.work_head_px / max(float((tgt_px[self.skin].max(0) - tgt_px[self.skin].min(0)).max()), 1.0))
-        return (int(x0), int(y0), int(x1) + 1, int(y1) + 1), scale, m * scale
+        ramp = min(self.settings.fade, self.settings.margin) * size * scale
+        return (int(x0), int(y0), int(x1) + 1, int(y1) + 1), scale, ramp
 
     def frame(self, expression: np.ndarray, pose_delta: np.ndarray) -> np.ndarray:
         cam_v = self.target_vertices(expression, pose_delta)
