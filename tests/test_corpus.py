@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,3 +207,23 @@ def test_cli_register_and_bad_input(tmp_path):
                               "--workers", "0"])
     with pytest.raises(BadRequest, match="workers"):
         args.func(args)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.parametrize("clip", ["KristiNoem", "Obama_clip2"])
+def test_mouth_model_matches_real_lips(clip):
+    """Driven by a real clip's phone labels, the corpus's mouth follows the person's real lip gap,
+    best when the model is shifted earlier: real lips lead the sound (docs/corpus.md, section 9)."""
+    root = SHARED / "talking_3dmm"
+    if not (root / "phoneme" / f"{clip}_seq.json").is_file():
+        pytest.skip(f"real test data not present at {SHARED}")
+    from flowvq.corpus.real_check import clip_profile
+
+    prof = clip_profile(root, clip, lead=0.0)
+    lag = max(prof, key=prof.get)
+    assert prof[lag] > 0.4, prof
+    assert 3 <= lag <= 7, prof  # the model, put at the sound, is 100-230 ms late
+    led = clip_profile(root, clip, lead=0.15)
+    assert led[0] > prof[0] + 0.2  # a 150 ms lead puts it in sync

@@ -32,11 +32,23 @@ def segments_from_frame_ids(ids: list[int], fps: float) -> list[tuple[str, float
     return segs
 
 
-def main(argv=None) -> int:
-    from flowvq.evaluate.clips import default_data_root
+def clip_profile(root, name: str, lead: float = 0.0, fps: float = 30.0) -> dict[int, float]:
+    """r(model mouth opening shifted by lag, real lip gap) for lags -8..8 on one talking_3dmm clip."""
     from flowvq.evaluate.landmarks import video_landmarks
     from flowvq.evaluate.lipsync import lag_profile
     from flowvq.evaluate.mouth import fill_nan, lip_gap, mouth_opening
+
+    ids = json.loads((root / "phoneme" / f"{name}_seq.json").read_text())
+    gap = fill_nan(lip_gap(video_landmarks(root / "video_silent" / f"{name}.mp4")))
+    n = min(len(ids), len(gap))
+    segs = to_visemes(segments_from_frame_ids(ids[:n], fps), "arpabet")
+    exp, seal = articulate(segs, np.arange(n) / fps, Coarticulation(lead=lead))
+    seal_lips(exp, seal)
+    return lag_profile(mouth_opening(exp), gap[:n], max_lag=8)
+
+
+def main(argv=None) -> int:
+    from flowvq.evaluate.clips import default_data_root
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lead", type=float, default=0.0, help="s of lead to put into the model")
@@ -49,14 +61,7 @@ def main(argv=None) -> int:
     rows = []
     for path in sorted((root / "phoneme").glob("*_seq.json")):
         name = path.name[: -len("_seq.json")]
-        ids = json.loads(path.read_text())
-        gap = fill_nan(lip_gap(video_landmarks(root / "video_silent" / f"{name}.mp4")))
-        n = min(len(ids), len(gap))
-        segs = to_visemes(segments_from_frame_ids(ids[:n], fps), "arpabet")
-        times = np.arange(n) / fps
-        exp, seal = articulate(segs, times, Coarticulation(lead=args.lead))
-        seal_lips(exp, seal)
-        prof = lag_profile(mouth_opening(exp), gap[:n], max_lag=8)
+        prof = clip_profile(root, name, args.lead, fps)
         lag = max(prof, key=prof.get)
         rows.append((name, prof[0], lag, prof[lag]))
         print(f"{name:14s} r(lag 0) {prof[0]:.3f}  best lag {lag:+d} frames ({lag / fps * 1000:+.0f} ms) "
