@@ -18,13 +18,13 @@ import numpy as np
 
 
 def evaluate_clip(video, train_end: float = 15.0, refine=None, max_frames: int | None = None,
-                  fidelity: float = 0.5, still: bool = False, log=print) -> dict:
+                  fidelity: float = 0.5, still: bool = False, fade: float | None = None, log=print) -> dict:
     from skimage.metrics import structural_similarity
 
     from ..tracker import track
     from ..tracker.frames import read_video
     from ..vqig.data import crop_face, face_box
-    from . import PlateRenderer, PortraitFit
+    from . import PlateRenderer, PortraitFit, WarpSettings
     from .metrics import face_sharpness, identity_distance, measure_face, pearson
 
     frames, fps = read_video(video)
@@ -40,7 +40,8 @@ def evaluate_clip(video, train_end: float = 15.0, refine=None, max_frames: int |
     exp = r.expression[ok] - r.expression[0]
     pose = r.pose[ok] - r.pose[0]
     t0 = time.perf_counter()
-    renderer = PlateRenderer(clip[0], fit=fit, refine=refine, fidelity=fidelity)
+    settings = WarpSettings() if fade is None else WarpSettings(fade=fade)
+    renderer = PlateRenderer(clip[0], fit=fit, refine=refine, fidelity=fidelity, settings=settings)
     plates = [f for _, f in renderer.render(exp, pose)]
     render_s = time.perf_counter() - t0
     box = face_box(r.landmarks[0])
@@ -67,6 +68,7 @@ def evaluate_clip(video, train_end: float = 15.0, refine=None, max_frames: int |
     return {
         "video": str(video), "portrait_frame": 0, "frames": len(rows), "fps": fps,
         "method": "still portrait (baseline)" if still else ("refined" if renderer.refiner else "geometry"),
+        "fade": settings.fade,
         "refined": renderer.refiner is not None, "versions": renderer.versions,
         "ssim_full": mean("ssim"), "ssim_face_crop": mean("ssim_face"),
         "identity_distance_mean": mean("identity", found),
@@ -86,10 +88,11 @@ def main(argv=None) -> int:
     ap.add_argument("--refine", default=None)
     ap.add_argument("--fidelity", type=float, default=0.5)
     ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--fade", type=float, default=None, help="WarpSettings.fade (default: the renderer's)")
     ap.add_argument("--still", action="store_true", help="score the unanimated portrait instead (baseline)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
-    res = evaluate_clip(a.video, a.train_end, a.refine, a.max_frames, a.fidelity, a.still)
+    res = evaluate_clip(a.video, a.train_end, a.refine, a.max_frames, a.fidelity, a.still, a.fade)
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:
