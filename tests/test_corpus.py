@@ -55,7 +55,7 @@ def test_deterministic_whatever_the_workers(tiny):
         np.testing.assert_array_equal(x.expression, y.expression)
         np.testing.assert_array_equal(x.pose, y.pose)
     assert sorted(it["emotion"] for it in a.items) == sorted(EMOTIONS)
-    assert a.meta["config"]["seed"] == 7 and a.meta["corpus_version"] == 2
+    assert a.meta["config"]["seed"] == 7 and a.meta["corpus_version"] == 3
     texts = [json.loads(line) for line in (a.path / "texts.jsonl").read_text().splitlines()]
     assert [t["id"] for t in texts] == [it["id"] for it in a.items]
 

@@ -21,42 +21,43 @@ def _both(name: str, value: float) -> dict[str, float]:
     return {f"{name}Left": value, f"{name}Right": value}
 
 
-# Target weights (0..1) per viseme class; unnamed channels stay at rest (0).
+# Target weights (0..1) per viseme class; unnamed channels stay at rest (0). The jawOpen values
+# are half-way between hand-set ones and a fit to real lip gaps (docs/corpus.md, section 9).
 TARGETS: dict[str, dict[str, float]] = {
-    SILENCE: {},
+    SILENCE: {"jawOpen": 0.08},  # lips slightly apart at rest, as real pauses measure
     # lips sealed and pressed, jaw nearly shut: P B M
     "PBM": {"jawOpen": 0.05, **_both("mouthPress", 0.55),
             "mouthRollLower": 0.25, "mouthRollUpper": 0.15},
     # lower lip tucked under the upper teeth: F V
-    "FV": {"jawOpen": 0.10, "lipBiteLower": 0.75, **_both("mouthUpperUp", 0.20), "mouthRollLower": 0.30},
+    "FV": {"jawOpen": 0.15, "lipBiteLower": 0.75, **_both("mouthUpperUp", 0.20), "mouthRollLower": 0.30},
     # tongue between the teeth: TH DH
-    "TH": {"jawOpen": 0.16, "tongueBetweenTeeth": 0.80, "lipsPart": 0.30},
+    "TH": {"jawOpen": 0.20, "tongueBetweenTeeth": 0.80, "lipsPart": 0.30},
     # tongue tip up on the ridge: T D N L
-    "TDNL": {"jawOpen": 0.20, "tongueUp": 0.75, "lipsPart": 0.35, **_both("mouthStretch", 0.10)},
+    "TDNL": {"jawOpen": 0.26, "tongueUp": 0.75, "lipsPart": 0.35, **_both("mouthStretch", 0.10)},
     # teeth nearly together, lips apart and spread: S Z
-    "SZ": {"jawOpen": 0.06, "lipsPart": 0.45, **_both("mouthStretch", 0.30), **_both("mouthSmile", 0.10)},
+    "SZ": {"jawOpen": 0.13, "lipsPart": 0.45, **_both("mouthStretch", 0.30), **_both("mouthSmile", 0.10)},
     # lips flared forward: SH ZH CH JH
-    "SH": {"jawOpen": 0.10, "mouthFunnel": 0.55, "mouthPucker": 0.35, "lipsPart": 0.30,
+    "SH": {"jawOpen": 0.12, "mouthFunnel": 0.55, "mouthPucker": 0.35, "lipsPart": 0.30,
            "mouthShrugUpper": 0.20},
     # back of the tongue; lips follow the neighbours: K G NG H
-    "KGH": {"jawOpen": 0.28, "lipsPart": 0.30},
-    "R": {"jawOpen": 0.14, "mouthFunnel": 0.35, "mouthPucker": 0.40, "lipsPart": 0.20},
-    "W": {"jawOpen": 0.08, "mouthPucker": 0.85, "mouthFunnel": 0.45},
-    "Y": {"jawOpen": 0.12, **_both("mouthStretch", 0.25), "tongueUp": 0.35, "lipsPart": 0.30},
+    "KGH": {"jawOpen": 0.39, "lipsPart": 0.30},
+    "R": {"jawOpen": 0.09, "mouthFunnel": 0.35, "mouthPucker": 0.40, "lipsPart": 0.20},
+    "W": {"jawOpen": 0.03, "mouthPucker": 0.85, "mouthFunnel": 0.45},
+    "Y": {"jawOpen": 0.15, **_both("mouthStretch", 0.25), "tongueUp": 0.35, "lipsPart": 0.30},
     # open vowels drop the jaw: AA (father), AE (cat), AO (thought)
-    "AA": {"jawOpen": 0.62, **_both("mouthLowerDown", 0.35), **_both("mouthUpperUp", 0.12), "lipsPart": 0.20},
-    "AE": {"jawOpen": 0.50, **_both("mouthStretch", 0.30), **_both("mouthLowerDown", 0.35),
+    "AA": {"jawOpen": 0.45, **_both("mouthLowerDown", 0.35), **_both("mouthUpperUp", 0.12), "lipsPart": 0.20},
+    "AE": {"jawOpen": 0.47, **_both("mouthStretch", 0.30), **_both("mouthLowerDown", 0.35),
            **_both("mouthUpperUp", 0.20)},
-    "AO": {"jawOpen": 0.50, "mouthFunnel": 0.45, "mouthPucker": 0.20, **_both("mouthLowerDown", 0.30)},
+    "AO": {"jawOpen": 0.27, "mouthFunnel": 0.45, "mouthPucker": 0.20, **_both("mouthLowerDown", 0.30)},
     # mid and reduced vowels
-    "EH": {"jawOpen": 0.45, **_both("mouthStretch", 0.30), **_both("mouthLowerDown", 0.25)},
-    "AX": {"jawOpen": 0.35, "lipsPart": 0.30, **_both("mouthLowerDown", 0.10)},
-    "ER": {"jawOpen": 0.22, "mouthFunnel": 0.30, "mouthPucker": 0.25, "lipsPart": 0.30},
+    "EH": {"jawOpen": 0.44, **_both("mouthStretch", 0.30), **_both("mouthLowerDown", 0.25)},
+    "AX": {"jawOpen": 0.30, "lipsPart": 0.30, **_both("mouthLowerDown", 0.10)},
+    "ER": {"jawOpen": 0.17, "mouthFunnel": 0.30, "mouthPucker": 0.25, "lipsPart": 0.30},
     # close front vowels spread the lips: IY IH
-    "IY": {"jawOpen": 0.18, **_both("mouthStretch", 0.45), **_both("mouthSmile", 0.18), "lipsPart": 0.45},
+    "IY": {"jawOpen": 0.26, **_both("mouthStretch", 0.45), **_both("mouthSmile", 0.18), "lipsPart": 0.45},
     # rounded vowels pucker: UW UH OW
-    "UW": {"jawOpen": 0.14, "mouthPucker": 0.75, "mouthFunnel": 0.50},
-    "OW": {"jawOpen": 0.38, "mouthFunnel": 0.60, "mouthPucker": 0.40, **_both("mouthLowerDown", 0.20)},
+    "UW": {"jawOpen": 0.10, "mouthPucker": 0.75, "mouthFunnel": 0.50},
+    "OW": {"jawOpen": 0.21, "mouthFunnel": 0.60, "mouthPucker": 0.40, **_both("mouthLowerDown", 0.20)},
 }
 
 # Dominance strength per class and the channels it controls firmly (x KEY_GAIN there): a
