@@ -122,3 +122,17 @@ def test_missing_and_bad_checkpoints(tmp_path):
     torch.save({"format": 1, "kind": "vqig", "config": {}, "state_dict": {}}, other)
     with pytest.raises(CheckpointError, match="not an FCG checkpoint"):
         load_generator(other)
+
+
+def test_init_from_checkpoint_fine_tunes(tiny_dataset, tmp_path):
+    base = tmp_path / "base.pt"
+    train(tiny_dataset, base, TrainConfig(steps=2, batch=16, consistency_rows=2, latents=16, warmup=1),
+          cfg=TINY, progress=False, log=lambda *a: None)
+    tuned = tmp_path / "tuned.pt"
+    meta = train(tiny_dataset, tuned, TrainConfig(steps=2, batch=16, consistency_rows=2, latents=16, warmup=1),
+                 init=base, progress=False, log=lambda *a: None)
+    assert meta["initialised_from"]["steps"] == 2 and "->" in meta["trained_on"]
+    a, _, _ = load_checkpoint(base)
+    b, _, _ = load_checkpoint(tuned)
+    assert a.cfg == b.cfg
+    assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -10,6 +10,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=256, help="frames per batch (default 256)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3, cosine decay)")
     p.add_argument("--resume", action="store_true", help="continue from --output's training state")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tune; new optimiser)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--every", type=int, default=250, help="checkpoint every N steps")
@@ -34,7 +35,7 @@ def run(args) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.every)
-    meta = train(args.data, args.output, tc, resume=args.resume, device=device)
+    meta = train(args.data, args.output, tc, resume=args.resume, device=device, init=args.init)
     print(f"wrote {args.output} ({meta.get('steps')} steps, {meta.get('train_seconds')} s)")
     if args.export:
         print(f"wrote {export_default(args.output, args.export)}")

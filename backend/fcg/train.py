@@ -120,8 +120,11 @@ def load_items(data: str | Path):
 
 
 def train(data: str | Path, out: str | Path, tc: TrainConfig = TrainConfig(), cfg: FCGConfig | None = None,
-          resume: bool = False, device: str = "cpu", progress: bool = True, log=print) -> dict:
-    """Train (or resume) and write `out`; returns the final meta dict."""
+          resume: bool = False, device: str = "cpu", progress: bool = True, log=print,
+          init: str | Path | None = None) -> dict:
+    """Train (or resume) and write `out`; returns the final meta dict.
+
+    init: start from another checkpoint's weights (fine-tuning; fresh optimiser and schedule)."""
     out = Path(out)
     torch.manual_seed(tc.seed)
     items, ds = load_items(data)
@@ -132,6 +135,9 @@ def train(data: str | Path, out: str | Path, tc: TrainConfig = TrainConfig(), cf
             raise BadRequest(f"{out} has no training state to resume from")
         cfg = model.cfg
         start_step = int(train_state["step"])
+    elif init is not None:
+        model, init_meta, _ = load_checkpoint(init)
+        cfg = model.cfg
     else:
         cfg = cfg or FCGConfig()
         model = FCGModel(cfg)
@@ -157,6 +163,10 @@ def train(data: str | Path, out: str | Path, tc: TrainConfig = TrainConfig(), cf
 
     meta = {"trained_on": f"{Path(data).resolve().name} ({len(items)} items, {bank.duration / 3600:.2f} h)",
             "data": str(data), "train_config": tc.__dict__, "device": str(device)}
+    if init is not None:
+        meta["initialised_from"] = {"checkpoint": str(init), "trained_on": init_meta.get("trained_on"),
+                                    "steps": init_meta.get("steps")}
+        meta["trained_on"] = f"{init_meta.get('trained_on')} -> {meta['trained_on']}"
     history = list(train_state.get("history", [])) if train_state else []
     it = range(start_step, tc.steps)
     bar = None
