@@ -114,8 +114,11 @@ def test_render_progress_cancel_and_bad_input(renderer):
 
 
 def test_bad_portrait():
+    from flowvq.errors import NoFace
     from flowvq.render import PlateRenderer
 
+    with pytest.raises(NoFace):
+        PlateRenderer(np.full((128, 128, 3), 90, np.uint8))
     with pytest.raises(BadImage):
         PlateRenderer(np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(BadImage):

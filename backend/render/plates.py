@@ -15,6 +15,7 @@ from .fit import PortraitFit, fit_portrait
 from .warp import FaceWarper, WarpSettings
 
 RENDERER_VERSION = "geometry-warp 1"
+_THREADS_LOCK = threading.Lock()  # renders in several server threads must not undo each other's thread count
 
 
 def _check_portrait(portrait) -> np.ndarray:
@@ -78,13 +79,16 @@ class PlateRenderer:
     def frame(self, expression: np.ndarray, pose: np.ndarray, i: int = 0, all_expression=None, all_pose=None):
         import torch
 
-        n = torch.get_num_threads()
         if self.device.type == "cpu":
-            torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
-        try:
+            with _THREADS_LOCK:
+                n = torch.get_num_threads()
+                torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
+                try:
+                    out = self.warper.frame(expression, pose)
+                finally:
+                    torch.set_num_threads(n)
+        else:
             out = self.warper.frame(expression, pose)
-        finally:
-            torch.set_num_threads(n)
         if self.refiner is not None:
             out = self.refiner(out, all_expression if all_expression is not None else expression[None],
                                all_pose if all_pose is not None else pose[None], i)
