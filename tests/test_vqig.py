@@ -177,7 +177,12 @@ def test_train_vqig_cli_prepares_a_real_clip_and_fine_tunes(tmp_path):
     sub = parser.add_subparsers()
     cli.register(sub)
     out = tmp_path / "run"
-    args = parser.parse_args(["vqig", "--person", str(clip), "--end", "0.32", "--size", "32", "--tiny",
+    prep = tmp_path / "prep"
+    args = parser.parse_args(["vqig", "--person", str(clip), "--end", "0.32", "--size", "32", "--prepare-only",
+                              "-o", str(prep)])
+    assert args.func(args) == 0
+    assert sorted(p.name for p in prep.iterdir()) == ["data.npz"]  # tracked and prepared, nothing trained
+    args = parser.parse_args(["vqig", "--data", str(prep / "data.npz"), "--size", "32", "--tiny",
                               "--codebook-steps", "6", "--steps", "6", "--batch", "2", "--device", "cpu",
                               "-o", str(out)])
     assert args.func(args) == 0

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prepare-only", action="store_true",
+                   help="only track and write OUT/data.npz (the tracker needs dlib; train elsewhere with --data)")
     p.add_argument("-o", "--output", required=True, help="output folder: codebook.pt, vqig.pt, data.npz, train_log.json")
     p.set_defaults(func=run)
 
@@ -80,6 +82,8 @@ def run(args) -> int:
         data = prepare_folder(_videos(args.videos), size)
     data.save(out / "data.npz")
     print(f"data: {len(data)} frames of {data.frames.shape[1]} px from {len(data.sources)} clip(s)")
+    if args.prepare_only:
+        return 0
     log: dict = {"frames": len(data), "device": device, "args": {k: v for k, v in vars(args).items() if k != "func"}}
 
     def printer(stage):

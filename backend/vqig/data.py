@@ -39,7 +39,7 @@ class PlateData:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, frames=self.frames, warped=self.warped, coeffs=self.coeffs, clip=self.clip,
+        np.savez_compressed(tmp, frames=self.frames, warped=self.warped, coeffs=self.coeffs, clip=self.clip,
                  sources=self.sources)
         tmp.replace(path)
         return path
