@@ -227,3 +227,18 @@ def test_mouth_model_matches_real_lips(clip):
     assert 3 <= lag <= 7, prof  # the model, put at the sound, is 100-230 ms late
     led = clip_profile(root, clip, lead=0.15)
     assert led[0] > prof[0] + 0.2  # a 150 ms lead puts it in sync
+
+
+def _ps(i):
+    return make_utterance(CorpusConfig(seed=5, timing="pocketsphinx", augment=0.0), i)
+
+
+def test_pocketsphinx_timing_or_a_stated_fallback():
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2, maxtasksperchild=1) as pool:
+        us = pool.map(_ps, range(2), chunksize=1)
+    for u in us:
+        assert u.timing in ("pocketsphinx", "espeak (alignment failed)")
+        if u.timing == "pocketsphinx":  # ARPAbet segments at 10 ms
+            assert all(abs(s * 100 - round(s * 100)) < 1e-6 for _, s, _ in u.phones)
