@@ -151,3 +151,18 @@ def test_stalled_writer_does_not_block_others(backend):
         reply, _ = c.request({"type": "ping", "id": 1})
         assert reply["type"] == "pong" and time.time() - t0 < 5
     stalled.close()
+
+
+def test_several_faces_largest_is_used_and_said(backend, portrait_png):
+    bgr = cv2.imread(str(portrait_png))
+    small = cv2.resize(bgr, (bgr.shape[1] // 2, bgr.shape[0] // 2))
+    canvas = np.full((bgr.shape[0], bgr.shape[1] + small.shape[1], 3), 90, np.uint8)
+    canvas[:, : bgr.shape[1]] = bgr
+    canvas[: small.shape[0], bgr.shape[1]:] = small
+    with Client(backend.host, backend.port) as c:
+        require(c, "track")
+        reply, _ = c.request({"type": "track", "id": 1, "image": _encode(canvas)})
+        assert reply["type"] == "result", reply
+        assert any("several faces" in n and "largest" in n for n in reply["notes"]), reply["notes"]
+        # the landmarks are on the big face (left part), not the small copy
+        assert reply["landmarks"][0, :, 0].max() < bgr.shape[1]
