@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("--takes", type=int, default=4, help="takes per clip (diversity)")
     p.add_argument("--no-emotion", action="store_true", help="skip the emotion classifier")
     p.add_argument("--device", default=None)
+    p.add_argument("--corpus", default=None,
+                   help="training corpus folder: adds a secondary emotion check with a classifier on its labels")
     p.add_argument("-o", "--output", default=str(DOC), help="markdown report to write")
     p.set_defaults(func=run)
 
@@ -31,7 +33,8 @@ def run(args) -> int:
     if not root.is_dir():
         raise BadRequest(f"real-clip folder not found: {root} (pass --data)")
     gen = load_generator(args.checkpoint, device=args.device)
-    out = run_all(gen, root, seed=args.seed, n_takes=args.takes, emotions=not args.no_emotion)
+    out = run_all(gen, root, seed=args.seed, n_takes=args.takes, emotions=not args.no_emotion,
+                  corpus=args.corpus)
     if not out["clips"]:
         raise BadRequest(f"no real clips found under {root}")
     command = "flowvq " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("flowvq") else "flowvq eval"

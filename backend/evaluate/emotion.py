@@ -50,12 +50,25 @@ class EmotionClassifier:
 
 def tracked_emotion_curves(videos: dict[str, "Path"]) -> dict[str, list[tuple[np.ndarray, float]]]:
     """Run the project's tracker over each emotion video -> {emotion: [(expression (T,64), fps)]}."""
+    import hashlib
+
     from ..tracker import track
+    from .landmarks import cache_dir
 
     out = {}
     for emo, path in videos.items():
+        # tracking is the slow part (~10-40 s per clip here): cached beside the landmarks, never in the repo
+        key = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+        cached = cache_dir().parent / "tracked" / f"{key}.npz"
+        if cached.exists():
+            with np.load(cached) as z:
+                out[emo] = [(z["expression"], float(z["fps"]))]
+            continue
         r = track(str(path))
-        out[emo] = [(np.asarray(r.expression, np.float32), float(r.fps))]
+        exp, fps = np.asarray(r.expression, np.float32), float(r.fps)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, expression=exp, fps=fps)
+        out[emo] = [(exp, fps)]
     return out
 
 

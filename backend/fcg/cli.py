@@ -18,6 +18,8 @@ def register(subparsers) -> None:
                    help="torch CPU threads (default 1: small ops stall when threads outnumber free cores)")
     p.add_argument("--export", default=None,
                    help="also write a small float16 copy without training state here (the shipped default)")
+    p.add_argument("--sampling-scale", type=float, default=None,
+                   help="with --export: the prior scale temperature 1 means in the exported copy")
     p.set_defaults(func=run)
 
 
@@ -38,5 +40,5 @@ def run(args) -> int:
     meta = train(args.data, args.output, tc, resume=args.resume, device=device, init=args.init)
     print(f"wrote {args.output} ({meta.get('steps')} steps, {meta.get('train_seconds')} s)")
     if args.export:
-        print(f"wrote {export_default(args.output, args.export)}")
+        print(f"wrote {export_default(args.output, args.export, args.sampling_scale)}")
     return 0

@@ -56,6 +56,7 @@ class FCGGenerator:
                         f"{c.features.window_frames}-frame window, lookahead {c.features.lookahead_frames}, "
                         f"cmvn={c.features.cmvn}",
             "flow_steps": c.steps,
+            "sampling_scale": c.sampling_scale,
             "device": str(self.device),
         }
 

@@ -98,21 +98,14 @@ class TransformerLayer(nn.Module):
         self.ff2 = nn.Linear(ffn, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """last_only: compute the output of the last token only (keys/values still from all tokens);
-        the conditioner's last layer needs no more, which saves most of that layer's work."""
-        b, n, d = x.shape
-        hd = d // self.heads
-        h = self.norm1(x)
+        """last_only: compute the output of the last token only (keys/values still from all tokens;
+        `mask` is then the last row); the conditioner's last layer needs no more. No shape
+        arithmetic here: a traced frame step would replay it as extra ops on every call."""
+        q, k, v = self.qkv(self.norm1(x)).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
         if last_only:
-            wq, wkv = self.qkv.weight[:d], self.qkv.weight[d:]
-            bq, bkv = self.qkv.bias[:d], self.qkv.bias[d:]
-            q = F.linear(h[:, -1:], wq, bq).view(b, 1, self.heads, hd).transpose(1, 2)
-            k, v = F.linear(h, wkv, bkv).view(b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-            mask, x, n = mask[-1:], x[:, -1:], 1
-        else:
-            q, k, v = self.qkv(h).view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+            q, x = q[:, :, -1:], x[:, -1:]
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+        x = x + self.proj(a.transpose(1, 2).flatten(2))
         return x + self.ff2(F.gelu(self.ff1(self.norm2(x))))
 
 
@@ -141,6 +134,7 @@ class TransformerConditioner(nn.Module):
         i = torch.arange(n)
         allowed = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] <= window)
         self.register_buffer("mask", torch.where(allowed, 0.0, float("-inf")), persistent=False)
+        self.register_buffer("mask_last", self.mask[-1:].clone(), persistent=False)
 
     def forward(self, h1: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, torch.Tensor]:
         return self.from_tokens(h1, self.in_frame(cond.frame), self.in_prev(cond.prev))
@@ -150,10 +144,9 @@ class TransformerConditioner(nn.Module):
         all frames at once and keeps the previous frames' tokens in a rolling buffer."""
         cur = self.in_h(h1) + frame_token
         tokens = torch.cat([prev_tokens, cur[:, None, :]], dim=1) + self.pos
-        mask = self.mask.to(tokens.dtype)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            tokens = layer(tokens, mask, last_only=i == last)
+            tokens = layer(tokens, self.mask_last if i == last else self.mask, last_only=i == last)
         t, s = self.out(self.norm(tokens[:, -1])).chunk(2, dim=-1)
         return t, s
 

@@ -45,6 +45,10 @@ class FCGConfig:
     consistency_weight: float = 1e-3
     prior_seed: int = 20240607
     n_latents: int = 2048  # stored training latents for manifold projection
+    # Prior scale that temperature 1 means when sampling. 1.0 = the prior as trained; the shipped
+    # checkpoint sets it lower (docs/fcg.md: sweep of lip-sync vs diversity) because iid per-frame
+    # noise at full scale jitters the mouth of a model trained for 40 CPU minutes.
+    sampling_scale: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "FCGConfig":
@@ -155,6 +159,7 @@ class FCGModel(nn.Module):
         f_e = self.emotion_feature(emo)
         src = source.to(dev).expand(b, -1)
         # latents for every frame, drawn up front from each take's own generator
+        temperature = temperature * c.sampling_scale
         z_exp = torch.stack([self.exp.sample_latent(emotion, t_len, r, temperature) for r in rngs], 1).to(dev)
         z_pose = torch.stack([self.pose.sample_latent(t_len, r, temperature) for r in rngs], 1).to(dev)
         if reference is not None:

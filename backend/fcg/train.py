@@ -222,8 +222,11 @@ def store_latents(model: FCGModel, bank: FrameBank, tc: TrainConfig, g: torch.Ge
     model.train(was)
 
 
-def export_default(ckpt: str | Path, out: str | Path) -> Path:
-    """Strip training state and store weights as float16: the small checkpoint that ships."""
+def export_default(ckpt: str | Path, out: str | Path, sampling_scale: float | None = None) -> Path:
+    """Strip training state and store weights as float16: the small checkpoint that ships.
+    sampling_scale: what temperature 1 means for this checkpoint (FCGConfig.sampling_scale)."""
     model, meta, _ = load_checkpoint(ckpt)
+    if sampling_scale is not None:
+        model.cfg = replace(model.cfg, sampling_scale=float(sampling_scale))
     meta = {k: v for k, v in meta.items() if k != "history"}
     return save_checkpoint(out, model, meta, train_state=None, half=True)
