@@ -274,6 +274,9 @@ class Job:
                     payload = self.on_frame(msg) if self.on_frame else msg
                     self._post(Frame(int(msg.get("index", 0)), int(msg.get("total", 0)), payload))
                 elif kind in ("result", "pong"):
+                    if cancel_sent_at is not None:  # the user cancelled: never apply it
+                        return Failed("cancelled", "cancelled (the backend had already "
+                                                   "finished; its result was dropped)")
                     return Result(msg)
                 elif kind == "error":
                     return Failed(str(msg.get("code", "error")), str(msg.get("message", "")))

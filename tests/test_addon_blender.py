@@ -113,7 +113,9 @@ def tiny_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def default_server():
-    server = Server()
+    # FLOWVQ_TEST_FCG_CHECKPOINT tries a candidate checkpoint before it is shipped as the default
+    candidate = os.environ.get("FLOWVQ_TEST_FCG_CHECKPOINT")
+    server = Server(*(["--checkpoint", candidate] if candidate else []))
     yield server
     server.stop()
 
@@ -257,6 +259,10 @@ def test_no_backend_says_so_and_generate_fails_fast(bpy, rig):
 @pytest.fixture(scope="module")
 def generated(bpy, rig, tiny_server):
     point_at(bpy, tiny_server.port)
+    s = bpy.context.scene.flowvq
+    s.target, s.takes, s.seed, s.emotion = bpy.data.objects[rig["obj"]], 3, 7, "happy"
+    bpy.context.scene.sequence_editor.active_strip = \
+        bpy.context.scene.sequence_editor.strips["speech"]
     before = set(bpy.data.actions.keys())
     assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
     return {"new": sorted(set(bpy.data.actions.keys()) - before), **rig}
@@ -417,7 +423,7 @@ def _require(bpy, server, request: str) -> None:
             pytest.skip(f"backend says {part}")
 
 
-def test_default_model_moves_with_the_speech(bpy, default_server):
+def test_default_model_moves_with_the_speech(bpy, rig, default_server):
     """The shipped model on real speech: the jaw follows the loudness of the voice."""
     import soundfile as sf
 
@@ -436,14 +442,17 @@ def test_default_model_moves_with_the_speech(bpy, default_server):
     for take in obj.flowvq.takes:
         jaw = curves_of(bpy, take.shape_action)[('key_blocks["jawOpen"].value', 0)][:, 1]
         assert np.ptp(jaw) > 0.05
-        r = np.corrcoef(jaw[:n], rms[:len(jaw)])[0, 1]
-        assert r > 0.2, f"jawOpen vs loudness correlation {r:.2f} in {take.name}"
+        m = min(len(jaw), n)
+        # articulators move before the sound they shape: let the jaw lead by up to 4 frames
+        r = max(np.corrcoef(jaw[:m - lead], rms[lead:m])[0, 1] for lead in range(5))
+        print(f"{take.name}: jawOpen vs loudness, best r over leads 0-4 frames = {r:.2f}")
+        assert r > 0.25, f"jawOpen vs loudness correlation {r:.2f} in {take.name}"
 
 
-def test_plates_from_the_active_take(bpy, default_server, tmp_path):
+def test_plates_from_the_active_take(bpy, generated, default_server, tmp_path):
     _require(bpy, default_server, "render")
     scene = bpy.context.scene
-    obj = next(o for o in bpy.data.objects if len(getattr(o, "flowvq").takes))
+    obj = bpy.data.objects[generated["obj"]]
     scene.flowvq.target = obj
     scene.flowvq.portrait = str(PORTRAIT)
     scene.flowvq.plate_dir = str(tmp_path)
@@ -456,26 +465,27 @@ def test_plates_from_the_active_take(bpy, default_server, tmp_path):
 
 
 def test_cancel_gives_control_back_promptly(bpy, tiny_server, tmp_path):
-    """Cancel (Esc / the Cancel button) sends the protocol's cancel and never leaves Blender
-    waiting: the job ends as cancelled within the grace period, confirmed by the backend or not."""
+    """Cancel (Esc / the Cancel button) against the real backend: the job ends as cancelled
+    within the grace period and its takes never land, whether the backend confirms the cancel,
+    finishes first, or keeps working."""
     import soundfile as sf
 
     client = sys.modules[ADDON + ".client"]
     audio, sr = sf.read(SPEECH, dtype="float32")
     long_wav = tmp_path / "long.wav"
-    sf.write(long_wav, np.concatenate([audio] * 30), sr)  # 4 minutes of speech
+    sf.write(long_wav, np.concatenate([audio] * 8), sr)  # 64 s of speech
     job = client.Job(client.Endpoint("127.0.0.1", tiny_server.port),
                      {"type": "generate", "audio": long_wav.read_bytes(), "takes": 3,
                       "fps": 25.0}, cancel_grace=2.0)
     cancelled_at = []
 
     def on_event(event):
-        if isinstance(event, client.Progress) and event.stage == "sampling" and not cancelled_at:
+        if isinstance(event, client.Progress) and not cancelled_at:
             job.cancel()
             cancelled_at.append(time.monotonic())
 
     event = client.run_blocking(job, on_event, timeout=120)
-    assert cancelled_at, "the backend never reported sampling progress"
+    assert cancelled_at, "the backend never reported progress"
     waited = time.monotonic() - cancelled_at[0]
     print(f"cancel -> {event} after {waited:.2f} s")
     assert isinstance(event, client.Failed) and event.code == "cancelled", event

@@ -205,3 +205,67 @@ def test_frame_writer_is_atomic_and_named_by_index(tmp_path):
     assert not list(tmp_path.glob("*.part"))
     with pytest.raises(ValueError):
         w({"type": "frame", "index": 0})
+
+
+def test_cancel_sends_the_protocol_cancel_and_reports_the_backends_answer():
+    """A minimal protocol peer: greets, takes the request, waits for `cancel`, confirms it."""
+    seen = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def peer():
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                protocol.send_frame(conn, {"type": "hello", "protocol": 1, "server": "peer",
+                                           "capabilities": ["generate"], "device": "cpu"})
+                hello = protocol.recv_frame(conn)
+                protocol.send_frame(conn, {"type": "result", "id": hello["id"],
+                                           "request": "hello"})
+                request = protocol.recv_frame(conn)
+                protocol.send_frame(conn, protocol.progress(request["id"], 0.1, "sampling"))
+                cancel = protocol.recv_frame(conn)
+                seen.extend([request, cancel])
+                protocol.send_frame(conn, protocol.error("cancelled", "stopped at frame 12",
+                                                         cancel["id"]))
+
+        threading.Thread(target=peer, daemon=True).start()
+        ep = client.Endpoint("127.0.0.1", listener.getsockname()[1])
+        job = client.Job(ep, {"type": "generate", "audio": b"x", "fps": 24.0})
+
+        def on_event(e):
+            if isinstance(e, client.Progress):
+                job.cancel()
+
+        event = client.run_blocking(job, on_event, timeout=20)
+    assert [m["type"] for m in seen] == ["generate", "cancel"]
+    assert seen[1]["id"] == seen[0]["id"] == job.id
+    assert event == client.Failed("cancelled", "stopped at frame 12")
+
+
+def test_a_result_that_arrives_after_cancel_is_dropped():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def peer():  # a backend that finishes anyway
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                protocol.send_frame(conn, {"type": "hello", "protocol": 1, "server": "peer"})
+                protocol.recv_frame(conn)
+                protocol.send_frame(conn, {"type": "result", "id": "hello"})
+                request = protocol.recv_frame(conn)
+                protocol.send_frame(conn, protocol.progress(request["id"], 0.5, "sampling"))
+                protocol.recv_frame(conn)  # the cancel
+                protocol.send_frame(conn, {"type": "result", "id": request["id"],
+                                           "request": "generate", "takes": []})
+
+        threading.Thread(target=peer, daemon=True).start()
+        ep = client.Endpoint("127.0.0.1", listener.getsockname()[1])
+        job = client.Job(ep, {"type": "generate", "audio": b"x", "fps": 24.0})
+        event = client.run_blocking(
+            job, lambda e: job.cancel() if isinstance(e, client.Progress) else None, timeout=20)
+    assert isinstance(event, client.Failed) and event.code == "cancelled"
+    assert "dropped" in event.message
