@@ -44,6 +44,7 @@ class ServerInfo:
     models: dict
     device: str
     auth_required: bool
+    max_frame: int = 0  # the largest frame the backend accepts (0: not announced)
 
     @classmethod
     def from_greeting(cls, msg: dict) -> "ServerInfo":
@@ -51,7 +52,8 @@ class ServerInfo:
                    capabilities=tuple(msg.get("capabilities") or ()),
                    not_implemented=dict(msg.get("not_implemented") or {}),
                    models=dict(msg.get("models") or {}), device=str(msg.get("device", "?")),
-                   auth_required=bool(msg.get("auth_required", False)))
+                   auth_required=bool(msg.get("auth_required", False)),
+                   max_frame=int(msg.get("max_frame") or 0))
 
     def available(self, request: str) -> bool:
         return request in self.capabilities and request not in self.not_implemented
@@ -247,7 +249,12 @@ class Job:
         with sock:
             self._post(Connected(self.info))
             sock.settimeout(max(self.connect_timeout, 30.0))  # per frame, once bytes flow
-            protocol.send_frame(sock, self.request)
+            limit = max(protocol.DEFAULT_MAX_FRAME, self.info.max_frame)
+            try:
+                protocol.send_frame(sock, self.request, limit)
+            except protocol.ProtocolError as e:  # refused here, before a byte is sent
+                return Failed(e.code, f"the {self.kind} request is too big to send "
+                                      f"({e.message}): use a shorter audio clip or image")
             last_heard = time.monotonic()
             cancel_sent_at: float | None = None
             while True:
@@ -263,7 +270,7 @@ class Job:
                         return Failed("timeout", f"the backend sent nothing for "
                                                  f"{self.idle_timeout:g} s; gave up")
                     continue
-                msg = protocol.recv_frame(sock)
+                msg = protocol.recv_frame(sock, limit)
                 last_heard = now
                 if msg.get("id") != self.id:
                     continue  # e.g. a late answer to our hello

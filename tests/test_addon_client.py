@@ -72,7 +72,7 @@ def test_discovery_finds_the_server_on_loopback(server):
 def test_probe_reads_the_greeting(server):
     info = client.probe(server.endpoint)
     assert info.server.startswith("flowvq") and info.protocol == protocol.PROTOCOL_VERSION
-    assert info.device and not info.auth_required
+    assert info.device and not info.auth_required and info.max_frame > 0
     for request, why in info.not_implemented.items():
         assert not info.available(request) and why
 
@@ -269,3 +269,11 @@ def test_a_result_that_arrives_after_cancel_is_dropped():
             job, lambda e: job.cancel() if isinstance(e, client.Progress) else None, timeout=20)
     assert isinstance(event, client.Failed) and event.code == "cancelled"
     assert "dropped" in event.message
+
+
+def test_a_request_too_big_to_send_is_refused_locally(server):
+    huge = b"\0" * (client.protocol.DEFAULT_MAX_FRAME + 1)
+    event = client.run_blocking(client.Job(server.endpoint, {
+        "type": "generate", "audio": huge, "fps": 24.0}))
+    assert isinstance(event, client.Failed) and event.code == "too_large"
+    assert "too big to send" in event.message
