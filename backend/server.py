@@ -74,6 +74,7 @@ class Connection:
         self.writer = writer
         self.peer = writer.get_extra_info("peername") or ("?", 0)
         self.jobs: dict[object, Job] = {}
+        self.tasks: set[asyncio.Task] = set()
         self.authenticated = not server.auth_required
         self._write_lock = asyncio.Lock()
         self.closed = False
@@ -312,12 +313,16 @@ class Server:
         job = Job(req.id, conn)
         conn.jobs[req.id] = job
         self._queued += 1
+        # run as a task: the connection keeps reading, so a `cancel` arrives while the job runs
+        conn.tasks.add(asyncio.create_task(self._run_and_reply(conn, job, req)))
+
+    async def _run_and_reply(self, conn: Connection, job: Job, req: m.Request) -> None:
         try:
-            fut = self.loop.run_in_executor(self.worker, self._run_job, job, req)
-            reply = await fut
+            reply = await self.loop.run_in_executor(self.worker, self._run_job, job, req)
         finally:
             self._queued -= 1
             conn.jobs.pop(req.id, None)
+            conn.tasks.discard(asyncio.current_task())
         await conn.send(reply)
 
     # ------------------------------------------------------------------ worker thread
@@ -340,6 +345,8 @@ class Server:
             return p.error(e.code, e.message, job.id)
         except MemoryError:
             return p.error(p.TOO_LARGE, "out of memory for this request", job.id)
+        except ImportError as e:  # a model package that is not (fully) built
+            return p.error(p.NOT_IMPLEMENTED, f"{req.type} is not available: {e}", job.id)
         except Exception as e:  # keep serving; the log has the traceback
             log.exception("job %r (%s) failed", job.id, req.type)
             return p.error(p.INTERNAL, f"internal error: {type(e).__name__}: {e}", job.id)

@@ -85,8 +85,9 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
                                  description="Object (or armature, for a bone) to move; "
                                              "empty = the target")
     pose_bone: StringProperty(name="Bone")
-    translation_scale: FloatProperty(name="Translation Scale", default=1.0, min=0.0,
-                                     description="Model units -> Blender units for head "
+    # pose translation is in face-model units (centimetres); Blender scenes are in metres
+    translation_scale: FloatProperty(name="Translation Scale", default=0.01, min=0.0,
+                                     description="Model units (cm) -> Blender units for head "
                                                  "translation")
     mirror: BoolProperty(name="Mirror Sides", default=False,
                          description="Swap left and right (rigs named from the viewer's side)")
