@@ -412,23 +412,24 @@ class Server:
         for i, frame in renderer.render(req.expression, req.pose, cancel=job.cancel):
             if job.cancel.is_set() or job.conn.closed:
                 raise Cancelled("cancelled")
-            png = _encode_png(frame, sixteen=req.format == "png16")
             job.conn.post({"type": "frame", "id": job.id, "index": int(i), "total": total,
-                           "format": "png", "image": png}, wait=True)
+                           "format": req.format, "image": _encode_frame(frame, req.format)},
+                          wait=True)
             job.conn.post(p.progress(job.id, (i + 1) / total, "rendering"))
         return {"type": "result", "id": job.id, "request": "render", "frames": total,
                 "width": int(w), "height": int(h), "notes": list(image.notes)}
 
 
-def _encode_png(frame: np.ndarray, sixteen: bool = False) -> bytes:
+def _encode_frame(frame: np.ndarray, fmt: str) -> bytes:
+    """One plate frame as file bytes, encoded exactly as `flowvq render` writes it."""
     import cv2
 
-    img = frame[:, :, ::-1]
-    if sixteen and img.dtype == np.uint8:
-        img = img.astype(np.uint16) * 257
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
+    from .render.writers import SUFFIX, encode
+
+    img, params = encode(frame, fmt)
+    ok, buf = cv2.imencode(SUFFIX[fmt], img, params)
     if not ok:
-        raise RuntimeError("PNG encoding failed")
+        raise RuntimeError(f"{fmt} encoding failed")
     return buf.tobytes()
 
 

@@ -166,3 +166,22 @@ def test_several_faces_largest_is_used_and_said(backend, portrait_png):
         assert any("several faces" in n and "largest" in n for n in reply["notes"]), reply["notes"]
         # the landmarks are on the big face (left part), not the small copy
         assert reply["landmarks"][0, :, 0].max() < bgr.shape[1]
+
+
+def test_render_formats_over_the_wire(backend, portrait_png):
+    import os
+
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read when the EXR codec is first used
+    exp, pose = curves(1)
+    with Client(backend.host, backend.port) as c:
+        require(c, "render")
+        for fmt, magic, dtype in (("png", b"\x89PNG", np.uint8), ("png16", b"\x89PNG", np.uint16),
+                                  ("exr", b"\x76\x2f\x31\x01", np.float32)):
+            reply, stream = c.request({"type": "render", "id": fmt, "portrait":
+                                       portrait_png.read_bytes(), "expression": exp,
+                                       "pose": pose, "format": fmt, "max_side": 192})
+            assert reply["type"] == "result", reply
+            frame = [m for m in stream if m["type"] == "frame"][0]
+            assert frame["format"] == fmt and frame["image"][:4] == magic
+            img = cv2.imdecode(np.frombuffer(frame["image"], np.uint8), cv2.IMREAD_UNCHANGED)
+            assert img.dtype == dtype and img.shape[:2] == (192, 192)
