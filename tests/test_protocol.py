@@ -172,3 +172,12 @@ def test_render_request_rejects_nan_and_mismatched_lengths():
         m.parse_request({**base, "pose": pose[:5]})
     with pytest.raises(p.ProtocolError, match=r"\(T, 64\)"):
         m.parse_request({**base, "expression": np.zeros((10, 63), np.float32)})
+
+
+@pytest.mark.parametrize("dtype", [",", "f4,f4", "(2,)f4", "S3", "<f16", "float32", "O", "x" * 1000])
+def test_dtype_strings_outside_the_strict_form(dtype):
+    raw = msgpack.packb({"type": "x", "a": {"__ndarray__": True, "dtype": dtype, "shape": [1],
+                                            "data": b"\x00" * 4}})
+    with pytest.raises(p.ProtocolError) as e:
+        p.unpack_message(raw)
+    assert e.value.code == p.BAD_REQUEST
