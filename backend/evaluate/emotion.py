@@ -90,3 +90,17 @@ def confusion_markdown(m: np.ndarray, classes: list[str]) -> str:
 
 
 MEAD_EMOTIONS = [e for e in EMOTIONS if e != "talking"]
+
+
+def offset_directions(curves: dict[str, list[tuple[np.ndarray, float]]]) -> dict[str, np.ndarray]:
+    """Each emotion's mean expression minus the same person's neutral mean (speaker-normalised)."""
+    mean = {e: np.mean([x.mean(0) for x, _ in items], 0) for e, items in curves.items()}
+    return {e: mean[e] - mean["neutral"] for e in mean if e != "neutral"}
+
+
+def nearest_direction(offset: np.ndarray, directions: dict[str, np.ndarray]) -> str:
+    """The emotion whose real offset direction has the highest cosine with `offset`."""
+    names = list(directions)
+    sims = [float(np.dot(offset, directions[n]) / (np.linalg.norm(offset) * np.linalg.norm(directions[n]) + 1e-9))
+            for n in names]
+    return names[int(np.argmax(sims))]
