@@ -195,17 +195,23 @@ class FCGModel(nn.Module):
                 step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], exp_frame_tok[:, 0], pose_frame_tok[:, 0],
                                                        exp_prev_tok, pose_prev_tok), check_trace=False)
         step_report = max(1, t_len // 50)
-        for t in range(t_len):
-            if cancel is not None and cancel.is_set():
-                from ..errors import Cancelled
-                raise Cancelled("generation cancelled")
-            ze = self.project(z_exp[t], emotion) if manifold else z_exp[t]
-            x_e, x_p, exp_prev_tok, pose_prev_tok = step_fn(ze, z_pose[t], exp_frame_tok[:, t], pose_frame_tok[:, t],
-                                                            exp_prev_tok, pose_prev_tok)
-            out_e[:, t] = x_e
-            out_p[:, t] = x_p
-            if progress is not None and (t % step_report == 0 or t == t_len - 1):
-                progress((t + 1) / t_len, "sampling")
+        try:
+            for t in range(t_len):
+                if cancel is not None and cancel.is_set():
+                    from ..errors import Cancelled
+                    raise Cancelled("generation cancelled")
+                ze = self.project(z_exp[t], emotion) if manifold else z_exp[t]
+                x_e, x_p, exp_prev_tok, pose_prev_tok = step_fn(
+                    ze, z_pose[t], exp_frame_tok[:, t], pose_frame_tok[:, t], exp_prev_tok, pose_prev_tok)
+                out_e[:, t] = x_e
+                out_p[:, t] = x_p
+                if progress is not None and (t % step_report == 0 or t == t_len - 1):
+                    progress((t + 1) / t_len, "sampling")
+        finally:
+            if step_fn is not frame_step:
+                # every trace stays in TorchScript's global compilation unit (~40 MB a call, a leak in a
+                # long-running server); the backend keeps no other function there
+                torch.jit._state._python_cu.drop_all_functions()
         return out_e, out_p
 
     def _reference_latent(self, reference, emotion, source, f_a) -> torch.Tensor:
