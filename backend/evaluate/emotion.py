@@ -22,29 +22,31 @@ def window_features(expression: np.ndarray, fps: float, window_s: float = WINDOW
 
 
 class EmotionClassifier:
-    """Standardised window features -> multinomial logistic regression (scikit-learn)."""
+    """Per-window mean of the 64 channels -> multinomial logistic regression (scikit-learn).
+
+    No standardisation: channels share units (blendshape weights), and z-scoring would blow the
+    near-constant channels' noise up to the size of the emotion offsets (with one clip per class,
+    the classifier then fits noise; tests/test_eval_emotion.py)."""
 
     def __init__(self, classes: list[str]):
         self.classes = list(classes)
 
     def fit(self, curves: dict[str, list[tuple[np.ndarray, float]]]) -> "EmotionClassifier":
         from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
 
         xs, ys = [], []
         for emo, items in curves.items():
             for exp, fps in items:
-                f = window_features(exp, fps)
+                f = window_features(exp, fps)[:, :exp.shape[1]]
                 xs.append(f)
                 ys += [self.classes.index(emo)] * len(f)
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+        self.model = LogisticRegression(C=1.0, max_iter=5000)
         self.model.fit(np.concatenate(xs), np.array(ys))
         return self
 
     def predict_take(self, expression: np.ndarray, fps: float) -> str:
         """Majority over the take's windows of the mean class probability."""
-        p = self.model.predict_proba(window_features(expression, fps)).mean(0)
+        p = self.model.predict_proba(window_features(expression, fps)[:, :expression.shape[1]]).mean(0)
         return self.classes[int(self.model.classes_[int(np.argmax(p))])]
 
 

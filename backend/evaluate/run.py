@@ -267,7 +267,7 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
                       confusion_markdown(off["confusion"], off["classes"]),
                       "### Window classifier (the issue's literal measure)", ""]
         if emo.get("status") == "ok":
-            lines += ["Classifier: logistic regression on 1 s windows (mean and std of the 64 channels), trained on "
+            lines += ["Classifier: logistic regression on 1 s windows (mean of the 64 channels), trained on "
                       "the project's tracker run over the MEAD actor W009's 8 emotion videos (emotion_3dmm/, "
                       f"real faces), applied to {emo['takes']} takes generated from real speech (equal numbers per emotion).", "",
                       f"Accuracy {emo['accuracy']:.2f} (chance {emo['chance']:.2f}).", "",
