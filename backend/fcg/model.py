@@ -49,6 +49,7 @@ class FCGConfig:
     # checkpoint sets it lower (docs/fcg.md: sweep of lip-sync vs diversity) because iid per-frame
     # noise at full scale jitters the mouth of a model trained for 40 CPU minutes.
     sampling_scale: float = 1.0
+    pose_sampling_scale: float = 1.0  # the same for PoseFlow: head motion does not jitter the mouth
 
     @classmethod
     def from_dict(cls, d: dict) -> "FCGConfig":
@@ -159,9 +160,9 @@ class FCGModel(nn.Module):
         f_e = self.emotion_feature(emo)
         src = source.to(dev).expand(b, -1)
         # latents for every frame, drawn up front from each take's own generator
-        temperature = temperature * c.sampling_scale
-        z_exp = torch.stack([self.exp.sample_latent(emotion, t_len, r, temperature) for r in rngs], 1).to(dev)
-        z_pose = torch.stack([self.pose.sample_latent(t_len, r, temperature) for r in rngs], 1).to(dev)
+        t_exp, t_pose = temperature * c.sampling_scale, temperature * c.pose_sampling_scale
+        z_exp = torch.stack([self.exp.sample_latent(emotion, t_len, r, t_exp) for r in rngs], 1).to(dev)
+        z_pose = torch.stack([self.pose.sample_latent(t_len, r, t_pose) for r in rngs], 1).to(dev)
         if reference is not None:
             # emotion transfer: the reference's latent replaces the component mean (noise kept for takes)
             z_ref = self._reference_latent(reference.to(dev), emotion, source.to(dev), f_a)
