@@ -132,19 +132,20 @@ def test_backend_errors_keep_code_and_message(server):
     assert isinstance(render, client.Failed) and render.message
 
 
-def test_not_implemented_is_reported_with_the_servers_reason(server):
-    info = client.probe(server.endpoint)
-    missing = [k for k in ("generate", "render", "track") if k in info.not_implemented]
-    if not missing:
-        pytest.skip("every model has landed: nothing is not_implemented any more")
-    kind = missing[0]
-    req = {"generate": {"type": "generate", "audio": b"RIFF0000WAVE", "fps": 24.0},
-           "render": {"type": "render", "portrait": b"x", "expression": __import__("numpy").zeros(
-               (2, 64), "f4"), "pose": __import__("numpy").zeros((2, 6), "f4")},
-           "track": {"type": "track", "image": b"x"}}[kind]
-    event = client.run_blocking(client.Job(server.endpoint, req))
-    assert isinstance(event, client.Failed)
-    assert event.code == "not_implemented" and event.message == info.not_implemented[kind]
+def test_not_implemented_is_reported_with_the_servers_reason(tmp_path):
+    # a backend without a trained FCG checkpoint: generate is not_implemented, with its reason
+    s = Server("--checkpoint", str(tmp_path / "no_such_checkpoint.pt"), "--no-zeroconf")
+    try:
+        info = client.probe(s.endpoint)
+        assert "generate" in info.not_implemented
+        event = client.run_blocking(client.Job(s.endpoint, {
+            "type": "generate", "audio": b"RIFF0000WAVE", "fps": 24.0}))
+        assert isinstance(event, client.Failed)
+        assert event.code == "not_implemented"
+        assert event.message == info.not_implemented["generate"]
+        assert "no_such_checkpoint.pt" in event.message
+    finally:
+        s.stop()
 
 
 def test_events_arrive_in_order_through_the_job_board(server):
