@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,8 @@ class BackendProcess:
         self.proc = subprocess.Popen([FLOWVQ, "serve", "--port", "0", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
-        line = self.proc.stdout.readline().strip()
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)  # never wait forever
+        line = self.proc.stdout.readline().strip() if ready else ""
         if not line.startswith("listening on "):
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")

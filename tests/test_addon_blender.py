@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import select
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import BackendProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -78,26 +79,9 @@ train(out.parent / "data", out, TrainConfig(steps=8, batch=64, consistency_rows=
 """
 
 
-class Server:
-    """A real `flowvq serve` on 127.0.0.1 with a free port."""
-
+class Server(BackendProcess):
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([str(FLOWVQ), "serve", "--port", "0", "--no-zeroconf", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"flowvq serve did not start: {line!r} {self.proc.stderr.read()}")
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        super().__init__("--no-zeroconf", *args)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,7 @@ message, tokens, cancelling, and the timeouts that keep Blender from ever waitin
 """
 from __future__ import annotations
 
-import select
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,31 +19,18 @@ sys.path.insert(0, str(ROOT))
 from blender_addon import client, discovery, plates  # noqa: E402
 from flowvq_shared import protocol  # noqa: E402
 
+from conftest import BackendProcess  # noqa: E402
+
 FLOWVQ = Path(sys.executable).parent / "flowvq"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 pytestmark = pytest.mark.timeout(120)
 
 
-class Server:
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([str(FLOWVQ), "serve", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"flowvq serve did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
-        self.endpoint = client.Endpoint("127.0.0.1", self.port)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+class Server(BackendProcess):
+    @property
+    def endpoint(self):
+        return client.Endpoint(self.host, self.port)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """Audio loading: resampling, channel mixing, containers, limits."""
 from __future__ import annotations
 
-import io
-import subprocess
 
 import numpy as np
 import pytest

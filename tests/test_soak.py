@@ -11,7 +11,6 @@ import random
 import struct
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +54,7 @@ def test_soak(speech_wav, portrait_png):
                     assert reply["type"] == "result", reply
                 c.send({"type": "generate", "id": 5, "audio": audio, "takes": 4})
                 c.send({"type": "cancel", "id": 5})
-                while (m := c.recv())["type"] == "progress":
+                while c.recv()["type"] == "progress":
                     pass
             if "track" in caps:
                 c.request({"type": "track", "id": 6, "image": portrait})

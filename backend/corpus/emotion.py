@@ -7,7 +7,7 @@ follow pitch accents in every class.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

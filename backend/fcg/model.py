@@ -9,7 +9,6 @@ import math
 import warnings
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
