@@ -577,3 +577,32 @@ def test_emotion_from_a_reference_image(bpy, rig, tiny_server):
     finally:
         s.emotion_source = "LABEL"
     assert "does not exist" in msg
+
+
+def test_backend_lost_then_back_keeps_takes_and_reconnects(bpy, generated):
+    """The backend goes away: the add-on says so and keeps every take; it comes back: work goes on."""
+    import socket
+
+    obj = bpy.data.objects[generated["obj"]]
+    names = [t.name for t in obj.flowvq.takes]
+    actions = set(bpy.data.actions.keys())
+    with socket.socket() as s:  # the backend's port, now with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    point_at(bpy, port)
+    bpy.ops.flowvq.check_backend(blocking=True)
+    st = bpy.context.window_manager.flowvq_status
+    assert not st.connected and "Not connected" in st.text
+    report_error(bpy, lambda: bpy.ops.flowvq.generate(blocking=True))
+    assert [t.name for t in obj.flowvq.takes] == names and set(bpy.data.actions.keys()) == actions
+    back = Server("--port", str(port))  # the backend returns on the same address
+    try:
+        bpy.ops.flowvq.check_backend(blocking=True)
+        assert bpy.context.window_manager.flowvq_status.connected
+        s = bpy.context.scene.flowvq
+        s.target, s.takes, s.seed = obj, 1, 11
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
+        assert [t.name for t in obj.flowvq.takes][: len(names)] == names
+        assert len(obj.flowvq.takes) == len(names) + 1
+    finally:
+        back.stop()
