@@ -86,3 +86,12 @@ def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "flowvq", "--version"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("flowvq ")
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", b""])
+def test_generate_with_a_bad_checkpoint(wavs, tmp_path, content):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    line = one_error_line(run("generate", str(wavs["ok"]), "--checkpoint", str(bad), "-q",
+                              "-o", str(tmp_path)))
+    assert "checkpoint" in line

@@ -42,7 +42,9 @@ def load_checkpoint(path: str | Path, device=None) -> tuple[FCGModel, dict, dict
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except Exception as e:  # truncated file, not a torch file, pickled objects refused
-        raise CheckpointError(f"cannot read FCG checkpoint {path}: {type(e).__name__}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0]  # torch's messages run to many lines
+        raise CheckpointError(f"cannot read FCG checkpoint {path}: {type(e).__name__}: {first}") \
+            from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("kind") != KIND:
         raise CheckpointError(f"{path} is not an FCG checkpoint of format {FORMAT} "
                               f"(format={doc.get('format') if isinstance(doc, dict) else None!r}, "

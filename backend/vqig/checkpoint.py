@@ -33,7 +33,8 @@ def _read(path, kind: str) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's bad checkpoint
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0]  # torch's messages run to many lines
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {first}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a FlowVQ checkpoint of format {FORMAT}")
     if ck.get("kind") != kind:
