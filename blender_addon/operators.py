@@ -623,94 +623,75 @@ class FLOWVQ_OT_render_plates(_JobOperator, bpy.types.Operator):
 
 # ---------------------------------------------------------------------------- takes
 
-def _take_target(op, context):
-    obj = target_of(context)
-    if obj is None or not len(obj.flowvq.takes):
-        op.report({"ERROR"}, "FlowVQ: the target has no takes")
-        return None
-    return obj
+class _TakeOperator:
+    """Shared body of the take operators: find the target's takes, run one step, report errors."""
+
+    def execute(self, context):
+        obj = target_of(context)
+        if obj is None or not len(obj.flowvq.takes):
+            self.report({"ERROR"}, "FlowVQ: the target has no takes")
+            return {"CANCELLED"}
+        try:
+            self.run(obj)
+        except takes.TakeError as e:
+            self.report({"ERROR"}, f"FlowVQ: {e}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def chosen_index(self, obj) -> int:
+        return self.index if self.index >= 0 else obj.flowvq.active_take
 
 
-class FLOWVQ_OT_take_activate(bpy.types.Operator):
+class FLOWVQ_OT_take_activate(_TakeOperator, bpy.types.Operator):
     """Audition this take: make its Actions the active ones"""
     bl_idname = "flowvq.take_activate"
     bl_label = "Audition Take"
     index: IntProperty(default=-1)
 
-    def execute(self, context):
-        obj = _take_target(self, context)
-        if obj is None:
-            return {"CANCELLED"}
-        index = self.index if self.index >= 0 else obj.flowvq.active_take
-        try:
-            takes.activate(obj, index)
-        except takes.TakeError as e:
-            self.report({"ERROR"}, f"FlowVQ: {e}")
-            return {"CANCELLED"}
-        return {"FINISHED"}
+    def run(self, obj):
+        takes.activate(obj, self.chosen_index(obj))
 
 
-class FLOWVQ_OT_take_delete(bpy.types.Operator):
+class FLOWVQ_OT_take_delete(_TakeOperator, bpy.types.Operator):
     """Delete this take and its Actions"""
     bl_idname = "flowvq.take_delete"
     bl_label = "Delete Take"
     index: IntProperty(default=-1)
 
-    def execute(self, context):
-        obj = _take_target(self, context)
-        if obj is None:
-            return {"CANCELLED"}
-        index = self.index if self.index >= 0 else obj.flowvq.active_take
-        try:
-            takes.delete(obj, index)
-        except takes.TakeError as e:
-            self.report({"ERROR"}, f"FlowVQ: {e}")
-            return {"CANCELLED"}
-        return {"FINISHED"}
+    def run(self, obj):
+        takes.delete(obj, self.chosen_index(obj))
 
 
-class FLOWVQ_OT_take_push_nla(bpy.types.Operator):
+class FLOWVQ_OT_take_push_nla(_TakeOperator, bpy.types.Operator):
     """Push the kept takes (all, if none is kept) to NLA tracks, blended by their weights"""
     bl_idname = "flowvq.take_push_nla"
     bl_label = "Push to NLA"
 
-    def execute(self, context):
-        obj = _take_target(self, context)
-        if obj is None:
-            return {"CANCELLED"}
+    def run(self, obj):
         n = takes.push_to_nla(obj, takes.chosen(obj))
         self.report({"INFO"}, f"FlowVQ: {n} take(s) pushed to NLA tracks")
-        return {"FINISHED"}
 
 
-class FLOWVQ_OT_take_bake(bpy.types.Operator):
+class FLOWVQ_OT_take_bake(_TakeOperator, bpy.types.Operator):
     """Bake the kept takes (all, if none is kept) into one Action, for export"""
     bl_idname = "flowvq.take_bake"
     bl_label = "Bake to One Action"
 
-    def execute(self, context):
-        obj = _take_target(self, context)
-        if obj is None:
-            return {"CANCELLED"}
+    def run(self, obj):
         chosen = [i for i in takes.chosen(obj) if not obj.flowvq.takes[i].baked] \
             or takes.chosen(obj)
         index = takes.bake(obj, chosen)
         self.report({"INFO"}, f"FlowVQ: baked {len(chosen)} take(s) into "
                               f"'{obj.flowvq.takes[index].name}'")
-        return {"FINISHED"}
 
 
-class FLOWVQ_OT_take_restore(bpy.types.Operator):
+class FLOWVQ_OT_take_restore(_TakeOperator, bpy.types.Operator):
     """Assign back the Actions the target had before the first take"""
     bl_idname = "flowvq.take_restore"
     bl_label = "Restore Original"
 
-    def execute(self, context):
-        obj = _take_target(self, context)
-        if obj is None:
-            return {"CANCELLED"}
+    def run(self, obj):
         takes.restore_original(obj)
-        return {"FINISHED"}
 
 
 # ---------------------------------------------------------------------------- target
