@@ -57,7 +57,7 @@ def _cmd_generate(args) -> int:
 
     out = Path(args.output)
     settings = jobs.GenerateSettings(args.emotion, args.intensity, args.takes, args.seed,
-                                     args.fps, args.temperature)
+                                     args.fps, args.temperature, not args.no_blinks)
     audio = load_audio(args.audio)
     reference = load_image(args.reference).rgb if args.reference else None
     models = jobs.Models(args.checkpoint, args.device)
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="same seed -> same takes; take k depends only on (seed, k)")
     g.add_argument("--fps", type=float, default=25.0, help="frame rate (24, 25, 30, 23.976...)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..3)")
+    g.add_argument("--no-blinks", action="store_true", help="no blinks (for a rig with its own blink pass)")
     g.add_argument("--reference", help="image of a face whose emotion to transfer")
     g.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
     g.add_argument("--device", help="cpu or cuda")

@@ -35,6 +35,7 @@ class GenerateSettings:
     seed: int = 0
     fps: float = 25.0
     temperature: float = 1.0
+    blinks: bool = True
 
     def __post_init__(self):
         try:
@@ -96,7 +97,7 @@ def generate(models: Models, audio: Audio, settings: GenerateSettings,
     results = gen.generate(
         audio.samples, emotion=settings.emotion, intensity=settings.intensity,
         n_takes=settings.takes, seed=settings.seed, fps=settings.fps,
-        temperature=settings.temperature, reference_expression=reference,
+        temperature=settings.temperature, blinks=settings.blinks, reference_expression=reference,
         progress=progress, cancel=cancel)
     return [Take(expression=exp, pose=pose, fps=settings.fps, emotion=settings.emotion,
                  intensity=settings.intensity, seed=settings.seed, index=k + 1,

@@ -362,11 +362,11 @@ class Server:
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
         settings = jobs.GenerateSettings(req.emotion, req.intensity, req.takes, req.seed, req.fps,
-                                         req.temperature)
+                                         req.temperature, req.blinks)
         takes = jobs.generate(self.models, audio, settings, reference, progress, job.cancel)
         return {
             "type": "result", "id": job.id, "request": "generate", "fps": settings.fps,
-            "emotion": settings.emotion, "intensity": settings.intensity,
+            "emotion": settings.emotion, "intensity": settings.intensity, "blinks": settings.blinks,
             "names": list(EXPRESSION_NAMES), "pose_names": list(POSE_NAMES),
             "audio_sha256": audio.sha256, "duration": audio.duration,
             "takes": [{"index": t.index, "seed": t.seed, "expression": t.expression,

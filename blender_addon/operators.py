@@ -551,7 +551,7 @@ class FLOWVQ_OT_generate(_JobOperator, bpy.types.Operator):
                 raise UserError(f"none of '{obj.name}''s shape keys has an ARKit name")
             audio, frame_start, label = audio_source(scene)
             request = {"type": "generate", "audio": audio, "takes": s.takes, "seed": s.seed,
-                       "fps": scene_fps(scene), "temperature": s.temperature,
+                       "fps": scene_fps(scene), "temperature": s.temperature, "blinks": s.blinks,
                        "intensity": s.intensity, "emotion": s.emotion}
             if s.emotion_source == "IMAGE":
                 path = bpy.path.abspath(s.reference_image)

@@ -74,6 +74,7 @@ class FLOWVQ_PT_generate(_FlowVQPanel, bpy.types.Panel):
         row.prop(s, "takes")
         row.prop(s, "seed")
         layout.prop(s, "temperature")
+        layout.prop(s, "blinks")
         layout.operator("flowvq.generate", icon="SOUND")
 
 

@@ -74,6 +74,8 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
     takes: IntProperty(name="Takes", default=3, min=1, max=16)
     seed: IntProperty(name="Seed", default=0, min=0)
     temperature: FloatProperty(name="Temperature", default=1.0, min=0.0, max=3.0)
+    blinks: BoolProperty(name="Blinks", default=True,
+                         description="Give each take its own blinks (off for a rig with its own blink pass)")
     target: PointerProperty(type=bpy.types.Object, name="Target",
                             poll=lambda self, obj: obj.type == "MESH",
                             description="Mesh whose shape keys receive the expression curves")

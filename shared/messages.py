@@ -109,7 +109,8 @@ def generate_settings(m: dict) -> dict:
     return {"emotion": _emotion(m), "intensity": _number(m, "intensity", 1.0, *INTENSITY_RANGE),
             "takes": _int(m, "takes", 1, 1, MAX_TAKES), "seed": _int(m, "seed", 0, 0, 2**63 - 1),
             "fps": _number(m, "fps", 25.0, 1.0, 240.0),
-            "temperature": _number(m, "temperature", 1.0, 0.0, 3.0)}
+            "temperature": _number(m, "temperature", 1.0, 0.0, 3.0),
+            "blinks": _get(m, "blinks", (bool,), True, "true or false")}
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Generate(Request):
     seed: int = 0
     fps: float = 25.0
     temperature: float = 1.0
+    blinks: bool = True
     reference_image: bytes | None = None
 
     @classmethod

@@ -16,6 +16,7 @@ from flowvq.dataset import resample_audio
 from flowvq.evaluate.lipsync import best_lag_corr, loudness_curve
 from flowvq.evaluate.mouth import mouth_opening
 from flowvq.fcg import DEFAULT_CHECKPOINT, load_generator
+from flowvq_shared.channels import CHANNEL_INDEX
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -69,6 +70,44 @@ def test_mouth_follows_the_speech(gen, speech):
     (e2, _), = gen.generate(gap, n_takes=1, seed=0, fps=25.0)
     m = mouth_opening(e2)
     assert m[30:45].mean() < m[:25].mean()
+
+
+def _blink_onsets(exp: np.ndarray) -> list[int]:
+    lid = exp[:, CHANNEL_INDEX["eyeBlinkLeft"]]
+    return [int(t) for t in np.flatnonzero((lid[1:] > 0.5) & (lid[:-1] <= 0.5)) + 1]
+
+
+def test_takes_blink_at_different_frames(gen, speech):
+    audio = np.tile(speech, 4)  # ~16 s: a few blinks per take at a human rate
+    takes = gen.generate(audio, n_takes=4, seed=5, fps=25.0)
+    onsets = [_blink_onsets(e) for e, _ in takes]
+    seconds = len(audio) / 16000
+    assert all(1 <= len(o) <= seconds for o in onsets), onsets  # 17 a minute on average for "talking"
+    assert len({tuple(o) for o in onsets}) == 4, onsets  # each take blinks at its own frames
+    for e, _ in takes:  # both lids close together
+        assert np.abs(e[:, CHANNEL_INDEX["eyeBlinkLeft"]] - e[:, CHANNEL_INDEX["eyeBlinkRight"]]).max() < 0.2
+    # the blink is the same whatever the intensity; blinks=False leaves them out
+    soft = gen.generate(audio, n_takes=1, seed=5, fps=25.0, intensity=0.3)[0][0]
+    assert _blink_onsets(soft) == onsets[0]
+    plain = gen.generate(audio, n_takes=1, seed=5, fps=25.0, blinks=False)[0][0]
+    assert _blink_onsets(plain) == [] and plain[:, CHANNEL_INDEX["eyeBlinkLeft"]].max() < 0.5
+
+
+def test_blinks_prefer_pauses():
+    from flowvq.fcg.blinks import blink_lids, pauses
+
+    rng = np.random.default_rng(0)
+    tone = 0.3 * np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000).astype(np.float32)
+    audio = np.concatenate([tone, np.zeros(8000, np.float32), tone])
+    mask = pauses(audio, 63, 25.0)
+    assert mask[27:36].all() and not mask[:24].any() and not mask[40:].any()
+    per_frame = np.zeros(600)
+    mask = np.tile(np.r_[np.zeros(20, bool), np.ones(10, bool)], 20)  # a third of the time in pauses
+    for _ in range(200):
+        lids = blink_lids(rng, 0, 600, 25.0, mask)
+        closed = lids[:, 0] > 0
+        per_frame += np.r_[closed[0], closed[1:] & ~closed[:-1]]
+    assert per_frame[mask].mean() > 2 * per_frame[~mask].mean()
 
 
 def test_emotions_change_the_face(gen, speech):

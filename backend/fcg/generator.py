@@ -16,6 +16,7 @@ import torch
 from flowvq_shared.channels import EMOTIONS, INTENSITY_RANGE, N_EXPRESSION, emotion_index
 
 from ..errors import BadAudio, BadRequest, NotImplementedYet
+from .blinks import LID_CHANNELS, take_lids
 from .checkpoint import load_checkpoint
 from .features import SAMPLE_RATE, frame_count, mel_windows
 from .model import FCGModel
@@ -63,12 +64,14 @@ class FCGGenerator:
     def generate(self, audio: np.ndarray, emotion: str = "talking", intensity: float = 1.0, n_takes: int = 1,
                  seed: int = 0, fps: float = 25.0, temperature: float = 1.0,
                  reference_expression: np.ndarray | None = None, source_expression: np.ndarray | None = None,
-                 progress=None, cancel=None, manifold: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+                 progress=None, cancel=None, manifold: bool = False,
+                 blinks: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
         """-> n_takes (expression (T, 64) float32, pose (T, 6) float32) with T = ceil(len/16000 * fps).
 
         intensity scales each frame's deviation from the neutral face (source_expression, else the
         rest face 0); reference_expression switches from sampling to emotion transfer by inversion;
-        manifold=True projects each latent onto its nearest stored training latents.
+        manifold=True projects each latent onto its nearest stored training latents; blinks=True
+        gives each take its own blinks (fcg.blinks), untouched by intensity.
         """
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.shape[0] == 0:
@@ -101,15 +104,20 @@ class FCGGenerator:
             n_frames = frame_count(audio.shape[0], fps, SAMPLE_RATE)
             windows = mel_windows(mel, n_frames, fps, m.cfg.features,
                                   extra_lookahead=m.cfg.features.inference_lead_frames)
-            rngs = [np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, k]) for k in range(int(n_takes))]
+            seed &= 0xFFFFFFFFFFFFFFFF
+            rngs = [np.random.default_rng([seed, k]) for k in range(int(n_takes))]
+            lids = torch.from_numpy(take_lids(audio, emo, n_frames, fps, seed, int(n_takes))) if blinks else None
             with _cpu_threads(1 if self.device.type == "cpu" else None):
                 exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,
-                                     manifold=manifold, progress=progress, cancel=cancel)
+                                     manifold=manifold, lids=lids, progress=progress, cancel=cancel)
             neutral = neutral.to(exp.device)
             exp = neutral + intensity * (exp - neutral)
             lo = torch.minimum(m.exp_lo, neutral)
             hi = neutral + max(1.0, intensity) * (m.exp_hi - neutral).clamp_min(0)
             exp = torch.maximum(torch.minimum(exp, hi), lo)
+            if lids is not None:  # a blink closes the lids fully whatever the intensity
+                lid_idx = list(LID_CHANNELS)
+                exp[..., lid_idx] = torch.maximum(exp[..., lid_idx], lids.to(exp.device, exp.dtype))
         if progress is not None:
             progress(1.0, "done")
         e, p = exp.float().cpu().numpy(), pose.float().cpu().numpy()

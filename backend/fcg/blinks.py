@@ -1,0 +1,60 @@
+"""Blinks for generated takes: the corpus's own blink process, drawn per take from its seed.
+
+The flow, sampled at the scale that keeps the lips in sync, never starts a blink: in its training
+data a blink is a rare event that the audio does not predict, and a short CPU training run leaves
+that tail of the latent distribution unreachable (docs/fcg.md, "Blinks"). So each take draws its
+blink onsets from the process the corpus was built with (the emotion's rate, three times likelier
+in pauses) and the sampler writes the lids into the autoregressive context, so the frames after a
+blink continue from it. Not part of the paper; `blinks=False` turns it off.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flowvq_shared.channels import CHANNEL_INDEX, EMOTIONS
+
+from ..corpus.emotion import STYLES
+from ..corpus.eyes import blink_curves, blink_times
+
+LID_CHANNELS = (CHANNEL_INDEX["eyeBlinkLeft"], CHANNEL_INDEX["eyeBlinkRight"])
+NO_BLINK = -1e4  # a floor below every value: max(x, NO_BLINK) == x
+PAUSE_DB = 30.0  # frames this far below the clip's loud speech count as pauses
+MIN_PAUSE_S = 0.15
+
+
+def pauses(audio: np.ndarray, n_frames: int, fps: float, sample_rate: int = 16000) -> np.ndarray:
+    """(T,) True where the speaker pauses: log-RMS 30 dB under the clip's loud frames for >= 150 ms."""
+    audio = np.asarray(audio, dtype=np.float64)
+    edges = np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(int)
+    rms = np.array([np.sqrt(np.mean(audio[a:b] ** 2)) if b > a else 0.0
+                    for a, b in zip(edges[:-1], np.minimum(edges[1:], audio.size))])
+    db = 20 * np.log10(rms + 1e-8)
+    quiet = db < np.percentile(db, 95) - PAUSE_DB
+    out = np.zeros(n_frames, bool)
+    min_len = max(1, int(round(MIN_PAUSE_S * fps)))
+    start = None
+    for t, q in enumerate(np.r_[quiet, False]):
+        if q and start is None:
+            start = t
+        elif not q and start is not None:
+            if t - start >= min_len:
+                out[start:t] = True
+            start = None
+    return out
+
+
+def blink_lids(rng: np.random.Generator, emotion: int, n_frames: int, fps: float,
+               pause_mask: np.ndarray) -> np.ndarray:
+    """(T, 2) eyelid closure (left, right) for one take; frames with no blink hold NO_BLINK."""
+    rate = STYLES[EMOTIONS[emotion]].blinks_per_min * rng.uniform(0.7, 1.3)
+    onsets = blink_times(rng, n_frames / fps, rate, pause_mask, fps)
+    lids = blink_curves(rng, onsets, np.arange(n_frames) / fps)
+    return np.where(lids > 0, lids, NO_BLINK).astype(np.float32)
+
+
+def take_lids(audio: np.ndarray, emotion: int, n_frames: int, fps: float, seed: int,
+              n_takes: int) -> np.ndarray:
+    """(B, T, 2) lids for takes 0..B-1; take k's blinks depend only on (seed, k), like its latents."""
+    mask = pauses(audio, n_frames, fps)
+    return np.stack([blink_lids(np.random.default_rng([seed, k, 0xB11]), emotion, n_frames, fps, mask)
+                     for k in range(n_takes)])
