@@ -4,8 +4,10 @@ The flow, sampled at the scale that keeps the lips in sync, never starts a blink
 data a blink is a rare event that the audio does not predict, and a short CPU training run leaves
 that tail of the latent distribution unreachable (docs/fcg.md, "Blinks"). So each take draws its
 blink onsets from the process the corpus was built with (the emotion's rate, three times likelier
-in pauses) and the sampler writes the lids into the autoregressive context, so the frames after a
-blink continue from it. Not part of the paper; `blinks=False` turns it off.
+in pauses), laid over the sampled lids after sampling. Not in the autoregressive context: the
+corpus's blinks are independent of the rest of the face, and a blink fed back as context nudged
+the mouth (median lip-sync 0.434 -> 0.425 on the real clips). Not part of the paper;
+`blinks=False` turns it off.
 """
 from __future__ import annotations
 

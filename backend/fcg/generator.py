@@ -109,13 +109,13 @@ class FCGGenerator:
             lids = torch.from_numpy(take_lids(audio, emo, n_frames, fps, seed, int(n_takes))) if blinks else None
             with _cpu_threads(1 if self.device.type == "cpu" else None):
                 exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,
-                                     manifold=manifold, lids=lids, progress=progress, cancel=cancel)
+                                     manifold=manifold, progress=progress, cancel=cancel)
             neutral = neutral.to(exp.device)
             exp = neutral + intensity * (exp - neutral)
             lo = torch.minimum(m.exp_lo, neutral)
             hi = neutral + max(1.0, intensity) * (m.exp_hi - neutral).clamp_min(0)
             exp = torch.maximum(torch.minimum(exp, hi), lo)
-            if lids is not None:  # a blink closes the lids fully whatever the intensity
+            if lids is not None:  # after sampling: the mouth stays exactly what the flow made; full closure at any intensity
                 lid_idx = list(LID_CHANNELS)
                 exp[..., lid_idx] = torch.maximum(exp[..., lid_idx], lids.to(exp.device, exp.dtype))
         if progress is not None:

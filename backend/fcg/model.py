@@ -15,7 +15,6 @@ from torch import nn
 
 from flowvq_shared.channels import N_EMOTIONS, N_EXPRESSION, N_POSE
 
-from .blinks import LID_CHANNELS, NO_BLINK
 from .expflow import ExpFlow
 from .features import FeatureConfig, LogMel
 from .layers import Condition
@@ -150,11 +149,8 @@ class FCGModel(nn.Module):
     @torch.no_grad()
     def sample(self, windows: torch.Tensor, emotion: int, source: torch.Tensor, rngs: list,
                temperature: float = 1.0, reference: torch.Tensor | None = None, manifold: bool = False,
-               lids: torch.Tensor | None = None, progress=None, cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6).
-
-        lids (B,T,2): a floor for eyeBlinkLeft/Right per frame (fcg.blinks), applied before the frame
-        becomes context, so the flow continues from the blink it is shown."""
+               progress=None, cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6)."""
         c = self.cfg
         dev = windows.device
         b, t_len = len(rngs), windows.shape[0]
@@ -181,14 +177,9 @@ class FCGModel(nn.Module):
         pose_prev_tok = pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan)
         out_e = torch.empty(b, t_len, c.exp_dim, device=dev)
         out_p = torch.empty(b, t_len, c.pose_dim, device=dev)
-        lid_idx = torch.tensor(LID_CHANNELS, device=dev)
-        if lids is None:
-            lids = torch.full((b, t_len, 2), NO_BLINK, device=dev)
-        lids = lids.to(dev, out_e.dtype).transpose(0, 1).contiguous()  # (T, B, 2)
 
-        def frame_step(ze, zp, lid, exp_ft, pose_ft, exp_prev_tok, pose_prev_tok):
+        def frame_step(ze, zp, exp_ft, pose_ft, exp_prev_tok, pose_prev_tok):
             x_e = ef.inverse_planned(ze, exp_ft[:, None, :], exp_prev_tok, exp_plan)
-            x_e = x_e.index_copy(1, lid_idx, torch.maximum(x_e.index_select(1, lid_idx), lid))
             x_p = pf.inverse_planned(zp, pose_ft[:, None, :], pose_prev_tok, pose_plan)
             # the new frame becomes the newest previous-frame token of every step
             new_e = ef.prev_tokens(x_e[:, None, :], exp_plan)
@@ -201,7 +192,7 @@ class FCGModel(nn.Module):
             # a traced frame step runs in TorchScript's interpreter: ~2x less per-op overhead than eager
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], lids[0], exp_frame_tok[:, 0], pose_frame_tok[:, 0],
+                step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], exp_frame_tok[:, 0], pose_frame_tok[:, 0],
                                                        exp_prev_tok, pose_prev_tok), check_trace=False)
         step_report = max(1, t_len // 50)
         try:
@@ -211,7 +202,7 @@ class FCGModel(nn.Module):
                     raise Cancelled("generation cancelled")
                 ze = self.project(z_exp[t], emotion) if manifold else z_exp[t]
                 x_e, x_p, exp_prev_tok, pose_prev_tok = step_fn(
-                    ze, z_pose[t], lids[t], exp_frame_tok[:, t], pose_frame_tok[:, t], exp_prev_tok, pose_prev_tok)
+                    ze, z_pose[t], exp_frame_tok[:, t], pose_frame_tok[:, t], exp_prev_tok, pose_prev_tok)
                 out_e[:, t] = x_e
                 out_p[:, t] = x_p
                 if progress is not None and (t % step_report == 0 or t == t_len - 1):
