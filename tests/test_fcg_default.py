@@ -89,6 +89,8 @@ def test_takes_blink_at_different_frames(gen, speech):
     # the blink is the same whatever the intensity; blinks=False leaves them out
     soft = gen.generate(audio, n_takes=1, seed=5, fps=25.0, intensity=0.3)[0][0]
     assert _blink_onsets(soft) == onsets[0]
+    other = gen.generate(np.tile(speech, 4)[::-1].copy(), n_takes=1, seed=5, fps=25.0)[0][0]
+    assert _blink_onsets(other) != onsets[0]  # another line with the same seed blinks at its own times
     plain = gen.generate(audio, n_takes=1, seed=5, fps=25.0, blinks=False)[0][0]
     assert _blink_onsets(plain) == [] and plain[:, CHANNEL_INDEX["eyeBlinkLeft"]].max() < 0.5
 

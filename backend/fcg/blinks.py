@@ -11,6 +11,8 @@ the mouth (median lip-sync 0.434 -> 0.425 on the real clips). Not part of the pa
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from flowvq_shared.channels import CHANNEL_INDEX, EMOTIONS
@@ -56,7 +58,9 @@ def blink_lids(rng: np.random.Generator, emotion: int, n_frames: int, fps: float
 
 def take_lids(audio: np.ndarray, emotion: int, n_frames: int, fps: float, seed: int,
               n_takes: int) -> np.ndarray:
-    """(B, T, 2) lids for takes 0..B-1; take k's blinks depend only on (seed, k), like its latents."""
+    """(B, T, 2) lids for takes 0..B-1. Take k's blinks depend only on (seed, k) and the audio: the
+    same request gives the same blinks, and two lines generated with the same seed do not blink in step."""
     mask = pauses(audio, n_frames, fps)
-    return np.stack([blink_lids(np.random.default_rng([seed, k, 0xB11]), emotion, n_frames, fps, mask)
+    audio_key = zlib.crc32(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+    return np.stack([blink_lids(np.random.default_rng([seed, k, 0xB11, audio_key]), emotion, n_frames, fps, mask)
                      for k in range(n_takes)])
