@@ -11,13 +11,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("vqig", help="train VQIG (codebook + generator) on face videos, or fine-tune on one person")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--videos", nargs="+", help="face video files or folders of them (prepared through the tracker)")
-    src.add_argument("--person", help="one clip of the target person: a person-specific model (use with --init)")
+    src.add_argument("--person", help="one clip of the target person: a person-specific model (fine-tunes with --init, else trains from scratch)")
     src.add_argument("--data", help="a prepared dataset (.npz written by an earlier run as OUT/data.npz)")
     p.add_argument("--start", type=float, default=0.0, help="--person: first second of the clip to use")
     p.add_argument("--end", type=float, default=None, help="--person: last second of the clip to use")
     p.add_argument("--init", default=None, help="a VQIG generator checkpoint to fine-tune (its codebook stays frozen)")
     p.add_argument("--codebook", default=None, help="a trained codebook checkpoint (skips the codebook stage)")
-    p.add_argument("--size", type=int, default=512, help="crop size in pixels (default 512, the paper's)")
+    p.add_argument("--size", type=int, default=None,
+                   help="crop size in pixels (default 512, the paper's; 128 with --tiny, whose 4x encoder would "
+                        "give a 512 px crop 128x128 tokens)")
     p.add_argument("--tiny", action="store_true", help="tiny model sizes (CPU smoke runs and tests)")
     p.add_argument("--codebook-steps", type=int, default=20000)
     p.add_argument("--steps", type=int, default=20000, help="generator-stage steps (half code level, half image level)")
@@ -73,7 +75,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
 
     init = load_generator(args.init, with_discriminator=True) if args.init else None
-    size = init[0].cfg.codebook.image_size if init else args.size
+    size = init[0].cfg.codebook.image_size if init else (args.size if args.size is not None else (128 if args.tiny else 512))
     if args.data:
         data = PlateData.load(args.data)
     elif args.person:
