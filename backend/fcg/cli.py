@@ -14,6 +14,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--every", type=int, default=250, help="checkpoint every N steps")
+    p.add_argument("--freq-warp", type=float, default=0.0,
+                   help="augmentation: warp the mel axis by a random factor in 1 +- this (e.g. 0.12)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: small ops stall when threads outnumber free cores)")
     p.add_argument("--export", default=None,
@@ -36,7 +38,8 @@ def run(args) -> int:
         raise BadRequest("--device cuda asked for, but torch sees no CUDA device")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.every)
+    tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.every,
+                     freq_warp=args.freq_warp)
     meta = train(args.data, args.output, tc, resume=args.resume, device=device, init=args.init)
     print(f"wrote {args.output} ({meta.get('steps')} steps, {meta.get('train_seconds')} s)")
     if args.export:

@@ -28,8 +28,21 @@ class TrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     freq_mask: int = 10  # SpecAugment-style band masking (max bands), against overfitting synthetic voices
+    freq_warp: float = 0.0  # VTLP-style mel-axis warp by a factor in 1 +- this: other vocal tracts than espeak's
     grad_clip: float = 1.0
     latents: int = 2048  # training latents stored for manifold projection
+
+
+def _warp_bands(windows: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """(B, W, M) mel windows, (B, 1) factors: band b takes the value at b * alpha (linear interpolation)."""
+    m = windows.shape[-1]
+    pos = (torch.arange(m, device=windows.device, dtype=windows.dtype)[None] * alpha).clamp(0, m - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = (pos - lo)[:, None, :]
+    w = windows.shape[1]
+    return (windows.gather(2, lo[:, None, :].expand(-1, w, -1)) * (1 - frac)
+            + windows.gather(2, hi[:, None, :].expand(-1, w, -1)) * frac)
 
 
 class FrameBank:
@@ -95,6 +108,9 @@ class FrameBank:
             bands = torch.arange(fc.n_mels, device=rows.device)[None]
             keep = ~((bands >= start) & (bands < start + width))
             windows = windows * keep[:, None, :]
+        if tc is not None and tc.freq_warp > 0 and g is not None:
+            windows = _warp_bands(windows, 1 + (2 * torch.rand(rows.shape[0], 1, generator=g) - 1).to(rows.device)
+                                  * tc.freq_warp)
         prev = rows[:, None] - self.cfg.tau + torch.arange(self.cfg.tau, device=rows.device)[None]
         return {
             "windows": windows,
