@@ -136,3 +136,14 @@ def test_init_from_checkpoint_fine_tunes(tiny_dataset, tmp_path):
     b, _, _ = load_checkpoint(tuned)
     assert a.cfg == b.cfg
     assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_frequency_warp_moves_formants_along_the_mel_axis():
+    from flowvq.fcg.train import _warp_bands
+
+    bands = torch.arange(80.0)
+    peak = torch.exp(-0.5 * ((bands - 40) / 2) ** 2).repeat(3, 16, 1)  # a "formant" at band 40
+    out = _warp_bands(peak, torch.tensor([[1.0], [0.8], [1.25]]))
+    torch.testing.assert_close(out[0], peak[0])  # factor 1: unchanged
+    assert out[1, 0].argmax() == 50 and out[2, 0].argmax() == 32  # band b reads b * factor
+    assert out.shape == peak.shape and torch.isfinite(out).all()
