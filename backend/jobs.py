@@ -101,5 +101,6 @@ def generate(models: Models, audio: Audio, settings: GenerateSettings,
         progress=progress, cancel=cancel)
     return [Take(expression=exp, pose=pose, fps=settings.fps, emotion=settings.emotion,
                  intensity=settings.intensity, seed=settings.seed, index=k + 1,
+                 temperature=settings.temperature, blinks=settings.blinks,
                  audio_sha256=audio.sha256)
             for k, (exp, pose) in enumerate(results)]

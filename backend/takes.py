@@ -27,6 +27,8 @@ class Take:
     seed: int = 0  # the request's seed; with `index` it reproduces this take exactly
     audio_sha256: str = ""
     index: int = 1  # take number within its request, from 1
+    temperature: float = 1.0
+    blinks: bool = True  # with seed, index, temperature and the audio: everything that made this take
     names: tuple[str, ...] = field(default=EXPRESSION_NAMES)
 
     def __post_init__(self):
@@ -63,6 +65,8 @@ class Take:
             intensity=np.float32(self.intensity),
             seed=np.int64(self.seed),
             take=np.int64(self.index),
+            temperature=np.float32(self.temperature),
+            blinks=np.bool_(self.blinks),
             audio_sha256=np.array(self.audio_sha256),
         )
         tmp.replace(path)  # a reader never sees a half-written take
@@ -96,6 +100,8 @@ class Take:
                     seed=int(z["seed"]) if "seed" in z else 0,
                     audio_sha256=str(z["audio_sha256"]) if "audio_sha256" in z else "",
                     index=int(z["take"]) if "take" in z else 1,
+                    temperature=float(z["temperature"]) if "temperature" in z else 1.0,
+                    blinks=bool(z["blinks"]) if "blinks" in z else True,
                     names=tuple(str(n) for n in z["names"]) if "names" in z else EXPRESSION_NAMES,
                 )
         except (KeyError, ValueError, OSError) as e:
