@@ -14,6 +14,7 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+from scipy.ndimage import binary_opening
 
 from flowvq_shared.channels import CHANNEL_INDEX, EMOTIONS
 
@@ -21,39 +22,27 @@ from ..corpus.emotion import STYLES
 from ..corpus.eyes import blink_curves, blink_times
 
 LID_CHANNELS = (CHANNEL_INDEX["eyeBlinkLeft"], CHANNEL_INDEX["eyeBlinkRight"])
-NO_BLINK = -1e4  # a floor below every value: max(x, NO_BLINK) == x
 PAUSE_DB = 30.0  # frames this far below the clip's loud speech count as pauses
 MIN_PAUSE_S = 0.15
 
 
 def pauses(audio: np.ndarray, n_frames: int, fps: float, sample_rate: int = 16000) -> np.ndarray:
     """(T,) True where the speaker pauses: log-RMS 30 dB under the clip's loud frames for >= 150 ms."""
-    audio = np.asarray(audio, dtype=np.float64)
-    edges = np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(int)
-    rms = np.array([np.sqrt(np.mean(audio[a:b] ** 2)) if b > a else 0.0
-                    for a, b in zip(edges[:-1], np.minimum(edges[1:], audio.size))])
+    energy = np.r_[0.0, np.cumsum(np.square(audio, dtype=np.float64))]
+    edges = np.minimum(np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(int), energy.size - 1)
+    rms = np.sqrt((energy[edges[1:]] - energy[edges[:-1]]) / np.maximum(np.diff(edges), 1))
     db = 20 * np.log10(rms + 1e-8)
     quiet = db < np.percentile(db, 95) - PAUSE_DB
-    out = np.zeros(n_frames, bool)
-    min_len = max(1, int(round(MIN_PAUSE_S * fps)))
-    start = None
-    for t, q in enumerate(np.r_[quiet, False]):
-        if q and start is None:
-            start = t
-        elif not q and start is not None:
-            if t - start >= min_len:
-                out[start:t] = True
-            start = None
-    return out
+    # an opening keeps exactly the quiet runs at least MIN_PAUSE_S long
+    return binary_opening(quiet, np.ones(max(1, int(round(MIN_PAUSE_S * fps))), bool))
 
 
 def blink_lids(rng: np.random.Generator, emotion: int, n_frames: int, fps: float,
                pause_mask: np.ndarray) -> np.ndarray:
-    """(T, 2) eyelid closure (left, right) for one take; frames with no blink hold NO_BLINK."""
+    """(T, 2) eyelid closure (left, right) for one take, 0 between blinks."""
     rate = STYLES[EMOTIONS[emotion]].blinks_per_min * rng.uniform(0.7, 1.3)
     onsets = blink_times(rng, n_frames / fps, rate, pause_mask, fps)
-    lids = blink_curves(rng, onsets, np.arange(n_frames) / fps)
-    return np.where(lids > 0, lids, NO_BLINK).astype(np.float32)
+    return blink_curves(rng, onsets, np.arange(n_frames) / fps).astype(np.float32)
 
 
 def take_lids(audio: np.ndarray, emotion: int, n_frames: int, fps: float, seed: int,
