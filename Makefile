@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri libsndfile1
+APT_PACKAGES := espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri libsndfile1
 
 .PHONY: demo test soak setup system-deps addon bench eval clean
 

@@ -56,8 +56,9 @@ def _cmd_generate(args) -> int:
     from .images import load_image
 
     out = Path(args.output)
-    settings = jobs.GenerateSettings(args.emotion, args.intensity, args.takes, args.seed,
-                                     args.fps, args.temperature, not args.no_blinks)
+    settings = jobs.GenerateSettings(emotion=args.emotion, intensity=args.intensity, takes=args.takes,
+                                     seed=args.seed, fps=args.fps, temperature=args.temperature,
+                                     blinks=not args.no_blinks)
     audio = load_audio(args.audio)
     reference = load_image(args.reference).rgb if args.reference else None
     models = jobs.Models(args.checkpoint, args.device)

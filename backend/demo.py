@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         from .audio import load_audio
 
         audio = load_audio(wav)
-        settings = jobs.GenerateSettings(args.emotion, 1.0, args.takes, args.seed, 25.0)
+        settings = jobs.GenerateSettings(emotion=args.emotion, takes=args.takes, seed=args.seed, fps=25.0)
         takes = jobs.generate(jobs.Models(), audio, settings)
         for k, take in enumerate(takes, 1):
             print(take.save(out / "takes", k))

@@ -27,7 +27,7 @@ def _quiet(_f: float, _s: str) -> None:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keyword-only: the field list grows with the protocol
 class GenerateSettings:
     emotion: str = "talking"
     intensity: float = 1.0

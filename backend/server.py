@@ -361,8 +361,9 @@ class Server:
             audio = from_samples(req.samples, req.sample_rate, label="the audio")
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
-        settings = jobs.GenerateSettings(req.emotion, req.intensity, req.takes, req.seed, req.fps,
-                                         req.temperature, req.blinks)
+        settings = jobs.GenerateSettings(emotion=req.emotion, intensity=req.intensity, takes=req.takes,
+                                         seed=req.seed, fps=req.fps, temperature=req.temperature,
+                                         blinks=req.blinks)
         takes = jobs.generate(self.models, audio, settings, reference, progress, job.cancel)
         return {
             "type": "result", "id": job.id, "request": "generate", "fps": settings.fps,

@@ -242,3 +242,56 @@ def test_pocketsphinx_timing_or_a_stated_fallback():
         assert u.timing in ("pocketsphinx", "espeak (alignment failed)")
         if u.timing == "pocketsphinx":  # ARPAbet segments at 10 ms
             assert all(abs(s * 100 - round(s * 100)) < 1e-6 for _, s, _ in u.phones)
+
+
+def _festival_or_skip():
+    from flowvq.corpus.festival import available_voices
+
+    if not available_voices():
+        pytest.skip("festival and its English voices are not installed (make setup installs them)")
+    return available_voices()
+
+
+def test_festival_speaks_with_phone_timings_that_fit_the_audio():
+    from flowvq.corpus.festival import FestivalVoice, speed_perturb, synthesize_festival
+
+    for name in _festival_or_skip():
+        sp = synthesize_festival('My mom said "papa" - bob.', FestivalVoice(name))
+        dur = sp.audio.size / sp.sample_rate
+        assert 1.0 < dur < 6.0 and np.abs(sp.audio).max() > 0.05, name
+        starts, ends = np.array([s for _, s, _ in sp.phones]), np.array([e for _, _, e in sp.phones])
+        assert starts[0] == 0.0 and np.all(ends > starts) and np.allclose(starts[1:], ends[:-1])
+        assert ends[-1] <= dur + 1e-6 and ends[-1] > 0.8 * dur, (name, ends[-1], dur)
+        segs = to_visemes(sp.phones, "arpabet")
+        kinds = [s[0] for s in segs]
+        assert kinds.count("PBM") >= 5 and kinds[0] == "sil", (name, kinds)  # m m p p b b
+        # the bilabials' audio is quieter than the vowels' (the timings belong to this audio)
+        rms = lambda s, e: float(np.sqrt(np.mean(sp.audio[int(s * sp.sample_rate):int(e * sp.sample_rate)] ** 2)))
+        lips = np.median([rms(s, e) for k, s, e in sp.phones if k in ("p", "b")])  # stop closures
+        vowels = np.median([rms(s, e) for k, s, e in sp.phones if k in ("aa", "ah", "ax", "ao")])
+        assert lips < 0.5 * vowels, (name, lips, vowels)
+        fast = speed_perturb(sp, 1.25)
+        assert fast.audio.size == pytest.approx(sp.audio.size / 1.25, rel=0.01)
+        assert fast.phones[-1][2] == pytest.approx(sp.phones[-1][2] / 1.25)
+    with pytest.raises(BadRequest, match="unknown festival voice"):
+        synthesize_festival("hello", FestivalVoice("nobody"))
+    with pytest.raises(BadRequest, match="speed factor"):
+        speed_perturb(sp, 3.0)
+
+
+def _fest(i):
+    return make_utterance(CorpusConfig(seed=3, festival=1.0, augment=0.0), i)
+
+
+def test_festival_share_is_reproducible_and_leaves_espeak_items_alone():
+    import multiprocessing
+
+    _festival_or_skip()
+    with multiprocessing.get_context("fork").Pool(2, maxtasksperchild=1) as pool:
+        a, b, c = pool.map(_fest, [0, 0, 1], chunksize=1)
+    assert a.speaker.startswith("festival:") and a.timing == "festival"
+    np.testing.assert_array_equal(a.audio, b.audio)
+    np.testing.assert_array_equal(a.expression, b.expression)
+    assert a.speaker != c.speaker or a.text != c.text
+    with pytest.raises(BadRequest, match="festival"):
+        build_corpus("unused", CorpusConfig(festival=1.5), count=1, progress=False)

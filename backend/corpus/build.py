@@ -48,6 +48,7 @@ class CorpusConfig:
     augment: float = 0.85  # share of utterances with degraded recording conditions
     min_seconds: float = 2.5  # target spoken length per utterance
     max_seconds: float = 7.0
+    festival: float = 0.0  # share of utterances spoken by festival's voices of real speakers (festival.py)
 
 
 @dataclass(frozen=True)
@@ -83,13 +84,13 @@ def make_utterance(cfg: CorpusConfig, index: int) -> Utterance:
     text, words = utterance(rng, rng.uniform(cfg.min_seconds, cfg.max_seconds), voice.rate,
                             question=0.3 if emotion == "surprised" else 0.15,
                             exclaim=0.3 if emotion in ("angry", "surprised", "happy") else 0.08)
-    speech = synthesize(text, voice)
+    speech, speaker, alphabet = _speak(cfg, index, text, voice, style.rate)
     clean = resample_audio(speech.audio, speech.sample_rate)
     head, tail = rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.4)
     clean = np.concatenate([np.zeros(int(head * SAMPLE_RATE), np.float32), clean,
                             np.zeros(int(tail * SAMPLE_RATE), np.float32)])
-    segments = to_visemes([(p, s + head, e + head) for p, s, e in speech.phones], "espeak")
-    timing = "espeak"
+    segments = to_visemes([(p, s + head, e + head) for p, s, e in speech.phones], alphabet)
+    timing = "espeak" if alphabet == "espeak" else "festival"
     if cfg.timing == "pocketsphinx":
         from ..errors import BadAudio
         from .align import align_phones
@@ -149,12 +150,53 @@ def make_utterance(cfg: CorpusConfig, index: int) -> Utterance:
         audio, applied = clean * rng.uniform(0.3, 1.0), ["clean"]
     return Utterance(id=f"u{index:06d}", audio=audio.astype(np.float32),
                      expression=expression.astype(np.float32), pose=pose.astype(np.float32),
-                     emotion=emotion, speaker=voice.label, text=text, augmentation=", ".join(applied),
+                     emotion=emotion, speaker=speaker, text=text, augmentation=", ".join(applied),
                      phones=segments, lead=params.lead, timing=timing)
+
+
+def _speak(cfg: CorpusConfig, index: int, text: str, voice: Voice, style_rate: float):
+    """espeak-ng, or with probability cfg.festival one of festival's voices, speed-perturbed.
+
+    The festival draw has its own stream, so with festival=0 the corpus is the one it always was."""
+    if cfg.festival > 0:
+        frng = np.random.default_rng([cfg.seed, index, 0xFE5])
+        if frng.random() < cfg.festival:
+            from .festival import FestivalVoice, available_voices, speed_perturb, synthesize_festival
+
+            names = available_voices()
+            if not names:
+                raise BadRequest("--festival needs festival and its English voices (make setup installs them)")
+            # espeak's rate is words per minute around 170; festival's stretch is its inverse
+            fv = FestivalVoice(names[int(frng.integers(len(names)))],
+                               stretch=float(np.clip(170.0 / voice.rate * frng.uniform(0.9, 1.1), 0.6, 1.6)))
+            factor = float(frng.uniform(0.88, 1.15) * (style_rate ** 0.5 if fv.name.endswith("hts") else 1.0))
+            speech = speed_perturb(synthesize_festival(text, fv), float(np.clip(factor, 0.8, 1.25)))
+            return speech, f"{fv.label} speed {factor:.2f}", "arpabet"
+    return synthesize(text, voice), voice.label, "espeak"
 
 
 def _job(args: tuple[CorpusConfig, int]) -> Utterance:
     return make_utterance(*args)
+
+
+JOB_TIMEOUT_S = 120  # one utterance takes 0.3-2 s; this long means its worker is gone
+
+
+def _collect(ctx, cfg: CorpusConfig, index: int, result) -> Utterance:
+    """The utterance from the pool; a worker that died (the pool never reports it and would wait
+    forever) costs one retry in a fresh process, then a clear error."""
+    import multiprocessing as mp
+
+    try:
+        return result.get(timeout=JOB_TIMEOUT_S)
+    except mp.TimeoutError:
+        pass
+    with ctx.Pool(1, maxtasksperchild=1) as retry:
+        try:
+            return retry.apply_async(_job, ((cfg, index),)).get(timeout=JOB_TIMEOUT_S)
+        except mp.TimeoutError:
+            raise BadRequest(f"utterance {index} did not finish in {JOB_TIMEOUT_S} s twice; "
+                             "its worker process died or hung") from None
 
 
 def _warm_up() -> None:
@@ -171,6 +213,8 @@ def build_corpus(out: str | Path, cfg: CorpusConfig, workers: int = 2, *, count:
     """
     from tqdm import tqdm
 
+    if not 0.0 <= cfg.festival <= 1.0:
+        raise BadRequest(f"--festival is a share between 0 and 1, got {cfg.festival}")
     if cfg.timing not in TIMINGS:
         raise BadRequest(f"timing must be one of {', '.join(TIMINGS)}, got {cfg.timing!r}")
     if count is None and not cfg.hours > 0:
@@ -195,7 +239,9 @@ def build_corpus(out: str | Path, cfg: CorpusConfig, workers: int = 2, *, count:
         index = 0
         while index < limit and writer.total_duration < target:
             block = range(index, min(index + 64, limit))
-            for u in pool.imap(_job, [(cfg, i) for i in block], chunksize=1):
+            pending = [(i, pool.apply_async(_job, ((cfg, i),))) for i in block]
+            for i, result in pending:
+                u = _collect(ctx, cfg, i, result)
                 if writer.total_duration >= target:
                     break  # a prefix of the same sequence: identical whatever the block size
                 writer.add(u.id, u.audio, SAMPLE_RATE, u.expression, u.pose, u.emotion,

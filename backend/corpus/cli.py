@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     build.add_argument("--fps", type=float, default=25.0, help="curve frame rate (default 25)")
     build.add_argument("--timing", choices=("espeak", "pocketsphinx"), default="espeak",
                        help="phone timings: espeak-ng's phoneme events (default) or pocketsphinx forced alignment")
+    build.add_argument("--festival", type=float, default=0.0,
+                       help="share of utterances spoken by festival's voices of real speakers instead of "
+                            "espeak-ng (0-1, default 0; needs festival, installed by make setup)")
     build.add_argument("--overwrite", action="store_true", help="replace a dataset already in the folder")
     build.set_defaults(func=run)
 
@@ -43,7 +46,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from .build import CorpusConfig, build_corpus
 
-    cfg = CorpusConfig(hours=args.hours, seed=args.seed, fps=args.fps, timing=args.timing)
+    cfg = CorpusConfig(hours=args.hours, seed=args.seed, fps=args.fps, timing=args.timing,
+                       festival=args.festival)
     summary = build_corpus(args.output, cfg, workers=args.workers, count=args.count,
                            overwrite=args.overwrite)
     print(f"{summary['items']} utterances, {summary['hours']:.3f} h of audio in "

@@ -38,6 +38,9 @@ _ARPABET = {
     "IY": "IY", "UH": "UW", "UW": "UW",
     "AW": ("AA", "UW"), "AY": ("AA", "IY"), "EY": ("EH", "IY"), "OW": ("OW", "UW"),
     "OY": ("AO", "IY"),
+    # festival's radio phone set adds these
+    "AX": "AX", "AXR": "ER", "DX": "TDNL", "EL": "TDNL", "EM": "PBM", "EN": "TDNL", "NX": "TDNL",
+    "HV": "KGH",
 }
 
 _VOWEL_START = "aAeEiIoOuUV03@"
@@ -60,7 +63,7 @@ def _classes_espeak(name: str) -> tuple[str, ...]:
 
 def _classes_arpabet(name: str) -> tuple[str, ...]:
     base = name.strip().upper().rstrip("012")
-    if base in ("SIL", "SP", "") or base.startswith("+") or base.startswith("<"):
+    if base in ("SIL", "SP", "", "PAU", "H#", "BRTH") or base.startswith("+") or base.startswith("<"):
         return (SILENCE,)
     hit = _ARPABET.get(base, "KGH")
     return hit if isinstance(hit, tuple) else (hit,)
