@@ -170,7 +170,9 @@ def _speak(cfg: CorpusConfig, index: int, text: str, voice: Voice, style_rate: f
             fv = FestivalVoice(names[int(frng.integers(len(names)))],
                                stretch=float(np.clip(170.0 / voice.rate * frng.uniform(0.9, 1.1), 0.6, 1.6)))
             factor = float(frng.uniform(0.88, 1.15) * (style_rate ** 0.5 if fv.name.endswith("hts") else 1.0))
-            speech = speed_perturb(synthesize_festival(text, fv), float(np.clip(factor, 0.8, 1.25)))
+            # whole percents keep the polyphase resampling ratio small (e.g. 100/93)
+            factor = round(float(np.clip(factor, 0.8, 1.25)), 2)
+            speech = speed_perturb(synthesize_festival(text, fv), factor)
             return speech, f"{fv.label} speed {factor:.2f}", "arpabet"
     return synthesize(text, voice), voice.label, "espeak"
 

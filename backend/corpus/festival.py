@@ -74,10 +74,7 @@ def synthesize_festival(text: str, voice: FestivalVoice) -> Speech:
             raise BadRequest(f"festival took over {_TIMEOUT_S} s on one utterance") from None
         if run.returncode != 0 or not wav.exists():
             raise BadRequest(f"festival failed: {(run.stderr or run.stdout).strip()[-300:]}")
-        import soundfile as sf
-
-        audio, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-    audio = audio.mean(1)
+        audio, sr = _read_wav(wav)
     phones, start = [], 0.0
     for line in run.stdout.splitlines():
         parts = line.split()
@@ -94,6 +91,18 @@ def synthesize_festival(text: str, voice: FestivalVoice) -> Speech:
     if not phones:
         raise BadRequest("festival produced no phone timings")
     return Speech(audio=audio, sample_rate=int(sr), phones=phones)
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """Festival's 16-bit RIFF through the stdlib: libsndfile in a worker forked from the corpus
+    builder (whose main thread writes with it) can deadlock on a lock held at fork time."""
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise BadRequest(f"festival wrote {8 * w.getsampwidth()}-bit audio, expected 16-bit")
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
+        return (pcm.astype(np.float32) / 32768.0).mean(1), w.getframerate()
 
 
 def speed_perturb(speech: Speech, factor: float) -> Speech:
