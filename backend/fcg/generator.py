@@ -17,6 +17,7 @@ from flowvq_shared.channels import EMOTIONS, INTENSITY_RANGE, N_EXPRESSION, emot
 
 from ..errors import BadAudio, BadRequest, NotImplementedYet
 from .blinks import LID_CHANNELS, take_lids
+from .phone_guide import DEFAULT_GUIDANCE, PhoneGuide, guide_takes
 from .checkpoint import load_checkpoint
 from .features import SAMPLE_RATE, frame_count, mel_windows
 from .model import FCGModel
@@ -42,6 +43,7 @@ class FCGGenerator:
         self.meta = meta
         self.path = path
         self.device = torch.device(device)
+        self.guide = PhoneGuide()  # its helper process starts with the first guided take
 
     @property
     def info(self) -> dict:
@@ -59,19 +61,21 @@ class FCGGenerator:
             "flow_steps": c.steps,
             "sampling_scale": c.sampling_scale,
             "device": str(self.device),
+            "phone_guidance": self.guide.error or f"pocketsphinx phones, default {DEFAULT_GUIDANCE}",
         }
 
     def generate(self, audio: np.ndarray, emotion: str = "talking", intensity: float = 1.0, n_takes: int = 1,
                  seed: int = 0, fps: float = 25.0, temperature: float = 1.0,
                  reference_expression: np.ndarray | None = None, source_expression: np.ndarray | None = None,
                  progress=None, cancel=None, manifold: bool = False,
-                 blinks: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+                 blinks: bool = True, phone_guidance: float = DEFAULT_GUIDANCE) -> list[tuple[np.ndarray, np.ndarray]]:
         """-> n_takes (expression (T, 64) float32, pose (T, 6) float32) with T = ceil(len/16000 * fps).
 
         intensity scales each frame's deviation from the neutral face (source_expression, else the
         rest face 0); reference_expression switches from sampling to emotion transfer by inversion;
         manifold=True projects each latent onto its nearest stored training latents; blinks=True
-        gives each take its own blinks (fcg.blinks), untouched by intensity.
+        gives each take its own blinks (fcg.blinks), untouched by intensity; phone_guidance (0-1) is
+        the share of the mouth's dynamics taken from the phones pocketsphinx hears (fcg.phone_guide).
         """
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.shape[0] == 0:
@@ -84,6 +88,7 @@ class FCGGenerator:
             raise BadRequest(str(e)) from None
         intensity = _number("intensity", intensity, *INTENSITY_RANGE)
         temperature = _number("temperature", temperature, 0.0, 3.0)
+        phone_guidance = _number("phone_guidance", phone_guidance, 0.0, 1.0)
         fps = _number("fps", fps, 1.0, 240.0)
         if not isinstance(n_takes, (int, np.integer)) or not 1 <= n_takes <= MAX_TAKES:
             raise BadRequest(f"n_takes must be an integer from 1 to {MAX_TAKES}, got {n_takes!r}")
@@ -106,10 +111,14 @@ class FCGGenerator:
                                   extra_lookahead=m.cfg.features.inference_lead_frames)
             seed &= 0xFFFFFFFFFFFFFFFF
             rngs = [np.random.default_rng([seed, k]) for k in range(int(n_takes))]
+            # recognition runs in the helper process while the flow samples
+            pending = self.guide.start(audio) if phone_guidance > 0 else None
             lids = torch.from_numpy(take_lids(audio, emo, n_frames, fps, seed, int(n_takes))) if blinks else None
             with _cpu_threads(1 if self.device.type == "cpu" else None):
                 exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,
                                      manifold=manifold, progress=progress, cancel=cancel)
+            guided, _ = guide_takes(exp.float().cpu().numpy(), pending, n_frames, fps, phone_guidance)
+            exp = torch.from_numpy(guided).to(exp.device, exp.dtype)
             neutral = neutral.to(exp.device)
             exp = neutral + intensity * (exp - neutral)
             lo = torch.minimum(m.exp_lo, neutral)
