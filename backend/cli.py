@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from flowvq_shared.messages import PHONE_GUIDANCE
+
 from . import __version__
 from .errors import FlowVQError
 
@@ -58,7 +60,7 @@ def _cmd_generate(args) -> int:
     out = Path(args.output)
     settings = jobs.GenerateSettings(emotion=args.emotion, intensity=args.intensity, takes=args.takes,
                                      seed=args.seed, fps=args.fps, temperature=args.temperature,
-                                     blinks=not args.no_blinks)
+                                     blinks=not args.no_blinks, phone_guidance=args.phone_guidance)
     audio = load_audio(args.audio)
     reference = load_image(args.reference).rgb if args.reference else None
     models = jobs.Models(args.checkpoint, args.device)
@@ -105,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=float, default=25.0, help="frame rate (24, 25, 30, 23.976...)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..3)")
     g.add_argument("--no-blinks", action="store_true", help="no blinks (for a rig with its own blink pass)")
+    g.add_argument("--phone-guidance", type=float, default=PHONE_GUIDANCE, metavar="G",
+                   help=f"share of the mouth's motion taken from the phones recognised in the audio, 0-1 "
+                        f"(default {PHONE_GUIDANCE}; 0: the flow's mouth alone)")
     g.add_argument("--reference", help="image of a face whose emotion to transfer")
     g.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
     g.add_argument("--device", help="cpu or cuda")

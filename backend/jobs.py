@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from flowvq_shared.messages import generate_settings
+from flowvq_shared.messages import PHONE_GUIDANCE, generate_settings
 from flowvq_shared.protocol import ProtocolError
 
 from .audio import Audio
@@ -36,6 +36,7 @@ class GenerateSettings:
     fps: float = 25.0
     temperature: float = 1.0
     blinks: bool = True
+    phone_guidance: float = PHONE_GUIDANCE
 
     def __post_init__(self):
         try:
@@ -98,9 +99,11 @@ def generate(models: Models, audio: Audio, settings: GenerateSettings,
         audio.samples, emotion=settings.emotion, intensity=settings.intensity,
         n_takes=settings.takes, seed=settings.seed, fps=settings.fps,
         temperature=settings.temperature, blinks=settings.blinks, reference_expression=reference,
+        phone_guidance=settings.phone_guidance,
         progress=progress, cancel=cancel)
     return [Take(expression=exp, pose=pose, fps=settings.fps, emotion=settings.emotion,
                  intensity=settings.intensity, seed=settings.seed, index=k + 1,
                  temperature=settings.temperature, blinks=settings.blinks,
+                 phone_guidance=settings.phone_guidance,
                  audio_sha256=audio.sha256)
             for k, (exp, pose) in enumerate(results)]

@@ -363,11 +363,12 @@ class Server:
             if req.reference_image is not None else None
         settings = jobs.GenerateSettings(emotion=req.emotion, intensity=req.intensity, takes=req.takes,
                                          seed=req.seed, fps=req.fps, temperature=req.temperature,
-                                         blinks=req.blinks)
+                                         blinks=req.blinks, phone_guidance=req.phone_guidance)
         takes = jobs.generate(self.models, audio, settings, reference, progress, job.cancel)
         return {
             "type": "result", "id": job.id, "request": "generate", "fps": settings.fps,
             "emotion": settings.emotion, "intensity": settings.intensity, "blinks": settings.blinks,
+            "phone_guidance": settings.phone_guidance,
             "names": list(EXPRESSION_NAMES), "pose_names": list(POSE_NAMES),
             "audio_sha256": audio.sha256, "duration": audio.duration,
             "takes": [{"index": t.index, "seed": t.seed, "expression": t.expression,

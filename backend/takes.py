@@ -29,6 +29,7 @@ class Take:
     index: int = 1  # take number within its request, from 1
     temperature: float = 1.0
     blinks: bool = True  # with seed, index, temperature and the audio: everything that made this take
+    phone_guidance: float = 0.0  # files from before phone guidance were made without it
     names: tuple[str, ...] = field(default=EXPRESSION_NAMES)
 
     def __post_init__(self):
@@ -67,6 +68,7 @@ class Take:
             take=np.int64(self.index),
             temperature=np.float32(self.temperature),
             blinks=np.bool_(self.blinks),
+            phone_guidance=np.float32(self.phone_guidance),
             audio_sha256=np.array(self.audio_sha256),
         )
         tmp.replace(path)  # a reader never sees a half-written take
@@ -102,6 +104,7 @@ class Take:
                     index=int(z["take"]) if "take" in z else 1,
                     temperature=float(z["temperature"]) if "temperature" in z else 1.0,
                     blinks=bool(z["blinks"]) if "blinks" in z else True,
+                    phone_guidance=float(z["phone_guidance"]) if "phone_guidance" in z else 0.0,
                     names=tuple(str(n) for n in z["names"]) if "names" in z else EXPRESSION_NAMES,
                 )
         except (KeyError, ValueError, OSError) as e:

@@ -552,7 +552,7 @@ class FLOWVQ_OT_generate(_JobOperator, bpy.types.Operator):
             audio, frame_start, label = audio_source(scene)
             request = {"type": "generate", "audio": audio, "takes": s.takes, "seed": s.seed,
                        "fps": scene_fps(scene), "temperature": s.temperature, "blinks": s.blinks,
-                       "intensity": s.intensity, "emotion": s.emotion}
+                       "phone_guidance": s.phone_guidance, "intensity": s.intensity, "emotion": s.emotion}
             if s.emotion_source == "IMAGE":
                 path = bpy.path.abspath(s.reference_image)
                 if not os.path.isfile(path):

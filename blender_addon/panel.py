@@ -75,6 +75,7 @@ class FLOWVQ_PT_generate(_FlowVQPanel, bpy.types.Panel):
         row.prop(s, "seed")
         layout.prop(s, "temperature")
         layout.prop(s, "blinks")
+        layout.prop(s, "phone_guidance", slider=True)
         layout.operator("flowvq.generate", icon="SOUND")
 
 

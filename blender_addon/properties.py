@@ -5,7 +5,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, PointerProperty, StringProperty)
 
-from ._shared import channels
+from ._shared import channels, messages
 
 EMOTION_ITEMS = [(e, e.capitalize(), f"Generate with the '{e}' emotion")
                  for e in channels.EMOTIONS]
@@ -76,6 +76,9 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
     temperature: FloatProperty(name="Temperature", default=1.0, min=0.0, max=3.0)
     blinks: BoolProperty(name="Blinks", default=True,
                          description="Give each take its own blinks (off for a rig with its own blink pass)")
+    phone_guidance: FloatProperty(name="Phone Guidance", default=messages.PHONE_GUIDANCE, min=0.0, max=1.0,
+                                  description="Share of the mouth's motion taken from the phones recognised "
+                                              "in the dialogue (0: the model's mouth alone)")
     target: PointerProperty(type=bpy.types.Object, name="Target",
                             poll=lambda self, obj: obj.type == "MESH",
                             description="Mesh whose shape keys receive the expression curves")

@@ -17,6 +17,7 @@ from .channels import EMOTIONS, INTENSITY_RANGE, N_EXPRESSION, N_POSE, emotion_i
 from .protocol import BAD_REQUEST, UNKNOWN_TYPE, ProtocolError
 
 MAX_TAKES = 64
+PHONE_GUIDANCE = 0.7  # default share of the mouth's motion from recognised phones (docs/fcg.md)
 MAX_RENDER_FRAMES = 25 * 60 * 10  # 10 minutes at 25 fps
 IMAGE_FORMATS = ("png", "png16", "exr")
 
@@ -110,7 +111,8 @@ def generate_settings(m: dict) -> dict:
             "takes": _int(m, "takes", 1, 1, MAX_TAKES), "seed": _int(m, "seed", 0, 0, 2**63 - 1),
             "fps": _number(m, "fps", 25.0, 1.0, 240.0),
             "temperature": _number(m, "temperature", 1.0, 0.0, 3.0),
-            "blinks": _get(m, "blinks", (bool,), True, "true or false")}
+            "blinks": _get(m, "blinks", (bool,), True, "true or false"),
+            "phone_guidance": _number(m, "phone_guidance", PHONE_GUIDANCE, 0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class Generate(Request):
     fps: float = 25.0
     temperature: float = 1.0
     blinks: bool = True
+    phone_guidance: float = PHONE_GUIDANCE
     reference_image: bytes | None = None
 
     @classmethod

@@ -136,7 +136,7 @@ json_like = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(m.REQUESTS)), st.dictionaries(
     st.sampled_from(["id", "audio", "samples", "sample_rate", "emotion", "intensity", "takes",
-                     "seed", "fps", "temperature", "blinks", "image", "portrait", "expression", "pose",
+                     "seed", "fps", "temperature", "blinks", "phone_guidance", "image", "portrait", "expression", "pose",
                      "format", "model", "protocol", "token", "refine", "max_side"]),
     json_like, max_size=8))
 def test_request_validation_never_crashes(kind, fields):
@@ -152,9 +152,12 @@ def test_generate_request_validation_messages():
                           "takes": 4, "seed": 7, "fps": 23.976})
     assert ok.emotion == "happy" and ok.takes == 4 and ok.fps == pytest.approx(23.976) and ok.blinks
     assert m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", "blinks": False}).blinks is False
+    assert ok.phone_guidance == m.PHONE_GUIDANCE
+    assert m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", "phone_guidance": 0}).phone_guidance == 0
     cases = [({"emotion": "bored"}, "valid: neutral"), ({"takes": 0}, "takes"),
              ({"intensity": 5.0}, "intensity"), ({"fps": float("nan")}, "fps"),
-             ({"takes": "3"}, "integer"), ({"audio": None}, "exactly one"), ({"blinks": 1}, "true or false")]
+             ({"takes": "3"}, "integer"), ({"audio": None}, "exactly one"), ({"blinks": 1}, "true or false"),
+             ({"phone_guidance": 1.5}, "phone_guidance"), ({"phone_guidance": "high"}, "phone_guidance")]
     for patch, text in cases:
         with pytest.raises(p.ProtocolError, match=text):
             m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", **patch})

@@ -62,30 +62,9 @@ PHONE_OPENING = {
 
 def recognise_and_align(audio: np.ndarray, sr: int = 16000) -> tuple[str, list[tuple[str, float, float]]]:
     """pocketsphinx: recognise the words, then force-align that transcript -> [(phone, start s, end s)]."""
-    from pocketsphinx import Decoder
+    from ..fcg.phone_guide import recognise, to_pcm
 
-    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
-    d = Decoder(samprate=sr, loglevel="FATAL")
-    d.start_utt()
-    d.process_raw(pcm, full_utt=True)
-    d.end_utt()
-    hyp = d.hyp().hypstr if d.hyp() is not None else ""
-    if not hyp.strip():
-        return "", []
-    a = Decoder(samprate=sr, bestpath=False, loglevel="FATAL")
-    a.set_align_text(hyp)
-    a.start_utt()
-    a.process_raw(pcm, full_utt=True)
-    a.end_utt()
-    a.set_alignment()
-    a.start_utt()
-    a.process_raw(pcm, full_utt=True)
-    a.end_utt()
-    phones = []
-    for word in a.get_alignment():
-        for ph in word:
-            phones.append((ph.name, ph.start / 100.0, (ph.start + ph.duration) / 100.0))
-    return hyp, phones
+    return recognise(to_pcm(audio), sr)
 
 
 def phone_curve(phones, fps: float, n_frames: int, smooth_frames: float = 1.0) -> np.ndarray:

@@ -25,8 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION
+from flowvq_shared.messages import PHONE_GUIDANCE as DEFAULT_GUIDANCE  # 0.5-0.8 score alike (docs/fcg.md)
 
-DEFAULT_GUIDANCE = 0.7  # share of the mouth dynamics from the phones (docs/fcg.md: 0.5-0.8 all score alike)
 LEAD_S = 0.13  # s the articulation runs ahead of the sound: the corpus's mean lead
 MIN_SECONDS = 1.0  # shorter audio is not worth recognising: the flow alone
 
@@ -38,36 +38,38 @@ GUIDED_CHANNELS = ("jawOpen", "mouthClose", "mouthPressLeft", "mouthPressRight",
                    "mouthLowerDownRight")
 GUIDED_INDEX = np.array([CHANNEL_INDEX[n] for n in GUIDED_CHANNELS])
 
-_DECODERS = None  # (recogniser, aligner), per process
-
 
 def recognise_phones(pcm: bytes, sample_rate: int = 16000) -> list[tuple[str, float, float]]:
-    """16-bit mono PCM -> [(ARPAbet phone, start s, end s)]; [] when no word is heard.
+    """16-bit mono PCM -> [(ARPAbet phone, start s, end s)]; [] when no word is heard."""
+    return recognise(pcm, sample_rate)[1]
+
+
+def recognise(pcm: bytes, sample_rate: int = 16000) -> tuple[str, list[tuple[str, float, float]]]:
+    """16-bit mono PCM -> (recognised words, [(ARPAbet phone, start s, end s)]).
 
     pocketsphinx's US-English model: recognise the words with its language model, then force-align
-    that transcript to get phone boundaries. The decoders are built once per process."""
-    global _DECODERS
+    that transcript to get phone boundaries."""
     from pocketsphinx import Decoder
 
-    if _DECODERS is None:
-        _DECODERS = (Decoder(samprate=sample_rate, loglevel="FATAL"),
-                     Decoder(samprate=sample_rate, bestpath=False, loglevel="FATAL"))
-    rec, ali = _DECODERS
+    # fresh decoders every time: a reused one carries state (cepstral mean, noise estimate...) from
+    # the previous utterance and hears the same words differently; ~0.2 s each, in the helper process
+    rec = Decoder(samprate=sample_rate, loglevel="FATAL")
+    ali = Decoder(samprate=sample_rate, bestpath=False, loglevel="FATAL")
     rec.start_utt()
     rec.process_raw(pcm, full_utt=True)
     rec.end_utt()
     hyp = rec.hyp().hypstr.strip() if rec.hyp() is not None else ""
     if not hyp:
-        return []
+        return "", []
     ali.set_align_text(hyp)
-    for _ in range(2):  # pass 1 aligns words, pass 2 (after set_alignment) their phones
+    for first in (True, False):  # pass 1 aligns the words, pass 2 (after set_alignment) their phones
         ali.start_utt()
         ali.process_raw(pcm, full_utt=True)
         ali.end_utt()
-        if _ == 0:
+        if first:
             ali.set_alignment()
-    return [(ph.name, ph.start / 100.0, (ph.start + ph.duration) / 100.0)
-            for word in ali.get_alignment() for ph in word]
+    return hyp, [(ph.name, ph.start / 100.0, (ph.start + ph.duration) / 100.0)
+                 for word in ali.get_alignment() for ph in word]
 
 
 def to_pcm(audio: np.ndarray) -> bytes:
