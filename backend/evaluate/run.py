@@ -38,6 +38,7 @@ class ClipResult:
     blink_frames: list[list[int]] = field(default_factory=list)
     pose_std_deg: float = 0.0
     real_pose_std_deg: float | None = None
+    flow_only: tuple[float, int] | None = None  # take 0 with phone_guidance=0: the flow's own mouth
 
 
 def real_truth(clip: RealClip) -> dict:
@@ -74,9 +75,11 @@ def evaluate_clip(gen, clip: RealClip, seed: int, n_takes: int, emotion: str = "
     pose_std = float(np.degrees(np.mean([p[:, :3].std(0).mean() for _, p in takes])))
     real_std = (float(np.degrees(clip.basel_pose[:, :3].std(0).mean())) if clip.basel_pose is not None else None)
     prof = lag_profile(mouth_opening(exps[0]), gap, 6)
+    flow = gen.generate(clip.audio, emotion=emotion, n_takes=1, seed=seed, fps=clip.fps, phone_guidance=0.0)
     return ClipResult(clip.name, clip.kind, clip.fps, len(gap), rs, lags, truth["loud"], truth["phone"],
                       truth["ceiling"], prof, float(np.mean(dists)) if dists else 0.0,
-                      [blink_frames(e) for e in exps], pose_std, real_std)
+                      [blink_frames(e) for e in exps], pose_std, real_std,
+                      best_lag_corr(mouth_opening(flow[0][0]), gap))
 
 
 def reproducibility(gen, clip: RealClip, seed: int) -> dict:
@@ -212,20 +215,26 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
              "Pearson r between mouth opening and the real inner-lip gap (dlib 68 landmarks, normalised by the "
              "eye-corner distance) at the video's frame rate, best lag within +-2 frames (lag > 0: the curve is "
              "late). Model = generated mouth opening (`flowvq.evaluate.mouth.mouth_opening`) of take 0 "
-             "(min / median over the 4 takes in brackets). Loudness = log-RMS envelope. Phone = pocketsphinx "
+             f"with the default phone guidance ({gen_info.get('phone_guidance')}; min / median over the 4 takes "
+             "in brackets). Flow alone = take 0 with phone_guidance 0: the ExpFlow's own mouth. Loudness = log-RMS envelope. Phone = pocketsphinx "
              "recognition + forced alignment of its own transcript, one opening per phone, smoothed "
              "(sigma 1 frame). Ceiling = fitted Basel expression ridge-mapped to the lip gap on the first half, "
              "scored on the second (talking_3dmm only).", "",
-             "| clip | fps | frames | model r (lag) | takes min / median | loudness r (lag) | phone r (lag) | ceiling r |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| clip | fps | frames | model r (lag) | takes min / median | flow alone r (lag) | loudness r (lag) | "
+             "phone r (lag) | ceiling r |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ce = f"{r.ceiling[0]:.3f}" if r.ceiling else "-"
         lines.append(f"| {r.name} | {r.fps:g} | {r.frames} | {r.model_r[0]:.3f} ({r.model_lag[0]:+d}) | "
-                     f"{min(r.model_r):.3f} / {_med(r.model_r):.3f} | {r.loud[0]:.3f} ({r.loud[1]:+d}) | "
+                     f"{min(r.model_r):.3f} / {_med(r.model_r):.3f} | "
+                     + (f"{r.flow_only[0]:.3f} ({r.flow_only[1]:+d})" if r.flow_only else "-")
+                     + f" | {r.loud[0]:.3f} ({r.loud[1]:+d}) | "
                      f"{r.phone[0]:.3f} ({r.phone[1]:+d}) | {ce} |")
     m = [r.model_r[0] for r in rows]
+    fo = [r.flow_only[0] for r in rows if r.flow_only]
     lines += ["", f"Median over {len(rows)} clips: model **{_med(m):.3f}** (min {min(m):.3f}), "
-              f"loudness {_med([r.loud[0] for r in rows]):.3f}, phone {_med([r.phone[0] for r in rows]):.3f}, "
+              + (f"flow alone {_med(fo):.3f} (min {min(fo):.3f}), " if fo else "")
+              + f"loudness {_med([r.loud[0] for r in rows]):.3f}, phone {_med([r.phone[0] for r in rows]):.3f}, "
               f"ceiling {_med([r.ceiling[0] for r in rows if r.ceiling]):.3f}.", "",
               "Model correlation by lag (frames; > 0 = generated curve late), take 0:", "",
               "| clip | " + " | ".join(f"{k:+d}" for k in range(-6, 7)) + " |",
