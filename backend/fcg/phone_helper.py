@@ -11,9 +11,10 @@ import sys
 
 
 def main() -> int:
-    from .phone_guide import recognise_phones
+    from .phone_guide import decoders, recognise
 
     src, dst = sys.stdin.buffer, sys.stdout.buffer
+    pair = decoders()  # built while idle, so a request pays for recognition only
     while True:
         head = src.read(8)
         if len(head) < 8:
@@ -23,12 +24,13 @@ def main() -> int:
         try:
             if len(pcm) != n or n % 2:
                 raise ValueError(f"expected {n} bytes of 16-bit PCM, got {len(pcm)}")
-            reply = {"phones": recognise_phones(pcm)}
+            reply = {"phones": recognise(pcm, pair=pair)[1]}
         except Exception as e:  # one bad request must not end the helper
             reply = {"error": f"{type(e).__name__}: {e}"}
         body = json.dumps(reply).encode()
         dst.write(struct.pack("<I", len(body)) + body)
         dst.flush()
+        pair = decoders()  # fresh for the next request (see decoders())
 
 
 if __name__ == "__main__":
