@@ -102,9 +102,10 @@ class Take:
                     seed=int(z["seed"]) if "seed" in z else 0,
                     audio_sha256=str(z["audio_sha256"]) if "audio_sha256" in z else "",
                     index=int(z["take"]) if "take" in z else 1,
-                    temperature=float(z["temperature"]) if "temperature" in z else 1.0,
+                    # stored as float32: rounded back to the few decimals a user sets
+                    temperature=round(float(z["temperature"]), 6) if "temperature" in z else 1.0,
                     blinks=bool(z["blinks"]) if "blinks" in z else True,
-                    phone_guidance=float(z["phone_guidance"]) if "phone_guidance" in z else 0.0,
+                    phone_guidance=round(float(z["phone_guidance"]), 6) if "phone_guidance" in z else 0.0,
                     names=tuple(str(n) for n in z["names"]) if "names" in z else EXPRESSION_NAMES,
                 )
         except (KeyError, ValueError, OSError) as e:
