@@ -117,8 +117,10 @@ class FCGGenerator:
             with _cpu_threads(1 if self.device.type == "cpu" else None):
                 exp, pose = m.sample(windows, emo, neutral, rngs, temperature=temperature, reference=ref,
                                      manifold=manifold, progress=progress, cancel=cancel)
-            guided, _ = guide_takes(exp.float().cpu().numpy(), pending, n_frames, fps, phone_guidance)
-            exp = torch.from_numpy(guided).to(exp.device, exp.dtype)
+            guided = (guide_takes(exp.float().cpu().numpy(), pending, n_frames, fps, phone_guidance)
+                      if pending is not None else None)
+            if guided is not None:
+                exp = torch.from_numpy(guided).to(exp.device, exp.dtype)
             neutral = neutral.to(exp.device)
             exp = neutral + intensity * (exp - neutral)
             lo = torch.minimum(m.exp_lo, neutral)

@@ -124,6 +124,7 @@ class PhoneGuide:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="phone-guide")  # one request at a time
         self._lock = threading.RLock()  # re-entered: a helper that fails to start is closed under it
         self.error: str | None = None  # why guidance is unavailable, once the helper failed
+        atexit.register(self.close)  # a no-op unless a helper is running
 
     def _helper(self) -> subprocess.Popen | None:
         if self._proc is not None and self._proc.poll() is None:
@@ -135,7 +136,6 @@ class PhoneGuide:
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=subprocess.DEVNULL)
             _ask(self._proc, to_pcm(np.zeros(1600)))  # builds the decoders: part of loading the model
-            atexit.register(self.close)
             return self._proc
         except Exception as e:  # no pocketsphinx, no processes: the flow alone, and info says why
             self.error = f"phone guidance unavailable: {type(e).__name__}: {e}"
@@ -152,10 +152,6 @@ class PhoneGuide:
             except Exception:  # the helper died mid-request: the next take starts a new one
                 self._kill()
                 raise
-
-    def warm(self) -> None:
-        with self._lock:
-            self._helper()
 
     def start(self, audio: np.ndarray) -> Future | None:
         if audio.shape[0] < MIN_SECONDS * 16000 or self.error is not None:
@@ -195,16 +191,13 @@ def _ask(proc: subprocess.Popen, pcm: bytes) -> list[tuple[str, float, float]]:
     return [(str(n), float(a), float(b)) for n, a, b in reply["phones"]]
 
 
-def guide_takes(takes: np.ndarray, future: Future | None, n_frames: int, fps: float,
-                guidance: float) -> tuple[np.ndarray, bool]:
-    """Blend the recognised phones into the takes; (takes, whether guidance was applied)."""
-    if future is None or guidance <= 0:
-        return takes, False
+def guide_takes(takes: np.ndarray, future: Future, n_frames: int, fps: float, guidance: float) -> np.ndarray | None:
+    """The takes with the recognised phones blended in; None when there is nothing to blend."""
     try:
         phones = future.result(timeout=600)
     except Exception:  # a crashed helper must not lose the take: the flow's mouth stands
-        return takes, False
+        return None
     mouth = phone_mouth(phones, n_frames, fps) if phones else None
     if mouth is None or mouth.shape != (n_frames, N_EXPRESSION):
-        return takes, False
-    return apply_guidance(takes, mouth, guidance), True
+        return None
+    return apply_guidance(takes, mouth, guidance)
