@@ -120,14 +120,15 @@ def bench_plates(device: str, repeats: int) -> list[dict]:
     import tempfile
 
     from .render import write_plates
-    from .takes import Take
+    from flowvq_shared.settings import GenerateSettings
+    from flowvq_shared.takes import Take
 
     t10 = np.arange(250) / 25.0
     exp10 = np.zeros((250, 64), np.float32)
     exp10[:, CHANNEL_INDEX["jawOpen"]] = 0.4 * (1 + np.sin(2 * np.pi * 3 * t10)) / 2
     pose10 = np.zeros((250, 6), np.float32)
     pose10[:, 1] = 0.1 * np.sin(2 * np.pi * 0.5 * t10)
-    take = Take(exp10, pose10, 25.0)
+    take = Take(expression=exp10, pose=pose10, settings=GenerateSettings(fps=25.0))
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         write_plates(take, portrait, Path(d) / "plates", fmt="png")

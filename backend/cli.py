@@ -12,7 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from flowvq_shared.messages import PHONE_GUIDANCE
+from flowvq_shared.protocol import ProtocolError
+from flowvq_shared.settings import GenerateSettings
 
 from . import __version__
 from .errors import FlowVQError
@@ -22,11 +23,11 @@ PLUGIN_MODULES = (
     "flowvq.facemodel.cli",   # face-model export
     "flowvq.tracker.cli",     # track
     "flowvq.render.cli",      # render
-    "flowvq.corpus.cli",      # corpus build, dataset build
+    "flowvq.training.corpus.cli",  # corpus build, dataset build
     "flowvq.evaluate.cli",    # eval
     "flowvq.bench",           # bench
 )
-TRAIN_MODULES = ("flowvq.fcg.cli", "flowvq.vqig.cli")  # `train fcg`, `train vqig`
+TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
 
 
 def _cmd_serve(args) -> int:
@@ -58,9 +59,7 @@ def _cmd_generate(args) -> int:
     from .images import load_image
 
     out = Path(args.output)
-    settings = jobs.GenerateSettings(emotion=args.emotion, intensity=args.intensity, takes=args.takes,
-                                     seed=args.seed, fps=args.fps, temperature=args.temperature,
-                                     blinks=not args.no_blinks, phone_guidance=args.phone_guidance)
+    settings = GenerateSettings.from_args(args)
     audio = load_audio(args.audio)
     reference = load_image(args.reference).rgb if args.reference else None
     models = jobs.Models(args.checkpoint, args.device)
@@ -70,17 +69,18 @@ def _cmd_generate(args) -> int:
             bar.update(round(100 * f) - bar.n)
 
         takes = jobs.generate(models, audio, settings, reference, progress)
-    for k, take in enumerate(takes, start=1):
-        path = take.save(out, k)
+    models.close()
+    for take in takes:
+        path = take.save(out)
         if not args.quiet:
+            guided = (f"phone guidance {take.guidance_applied:g}" if not take.guidance_note
+                      else f"no phone guidance: {take.guidance_note}")
             print(f"{path} ({take.n_frames} frames at {take.fps:g} fps, seed {take.seed}, "
-                  f"take {take.index})")
+                  f"take {take.index}, {guided})")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flowvq_shared.channels import EMOTIONS
-
     parser = argparse.ArgumentParser(
         prog="flowvq", description="Audio-driven emotional facial animation (FlowVQTalker).")
     parser.add_argument("--version", action="version", version=f"flowvq {__version__}")
@@ -100,16 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="audio + emotion -> takes (curve files)")
     g.add_argument("audio", help="speech recording (wav, flac, ogg, mp3, or a video with audio)")
-    g.add_argument("--emotion", default="talking", help=f"one of: {', '.join(EMOTIONS)}")
-    g.add_argument("--intensity", type=float, default=1.0, help="0..2, 1 = as trained")
-    g.add_argument("--takes", type=int, default=1, help="number of takes (1..64)")
-    g.add_argument("--seed", type=int, default=0, help="same seed -> same takes; take k depends only on (seed, k)")
-    g.add_argument("--fps", type=float, default=25.0, help="frame rate (24, 25, 30, 23.976...)")
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0..3)")
-    g.add_argument("--no-blinks", action="store_true", help="no blinks (for a rig with its own blink pass)")
-    g.add_argument("--phone-guidance", type=float, default=PHONE_GUIDANCE, metavar="G",
-                   help=f"share of the mouth's motion taken from the phones recognised in the audio, 0-1 "
-                        f"(default {PHONE_GUIDANCE}; 0: the flow's mouth alone)")
+    GenerateSettings.add_arguments(g)
     g.add_argument("--reference", help="image of a face whose emotion to transfer")
     g.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
     g.add_argument("--device", help="cpu or cuda")
@@ -143,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except FlowVQError as e:
+    except (FlowVQError, ProtocolError) as e:  # ProtocolError: a setting or file the shared contract refused
         print(f"error: {e.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

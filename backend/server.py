@@ -136,7 +136,9 @@ class Server:
             ok = importlib.util.find_spec(module) is not None
             status[kind] = None if ok else f"{module} is not built yet"
         if status["generate"] is None:
-            ckpt = Path(self.config.fcg_checkpoint or jobs.DEFAULT_FCG_CHECKPOINT)
+            from .fcg.checkpoint import DEFAULT_CHECKPOINT
+
+            ckpt = Path(self.config.fcg_checkpoint or DEFAULT_CHECKPOINT)
             if not ckpt.is_file():
                 status["generate"] = f"no trained FCG checkpoint at {ckpt}"
         return status
@@ -147,7 +149,7 @@ class Server:
         device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
         models = {"fcg": {"checkpoint": str(self.config.fcg_checkpoint or "default")}}
-        gen = self.models._generator
+        gen = self.models.generator_loaded
         if gen is not None:
             models["fcg"].update(gen.info)
         return {
@@ -341,7 +343,7 @@ class Server:
             return handler(job, req, progress)
         except Cancelled:
             return p.error(p.CANCELLED, "cancelled", job.id)
-        except FlowVQError as e:
+        except (FlowVQError, p.ProtocolError) as e:  # ProtocolError: the shared contract refused a value
             return p.error(e.code, e.message, job.id)
         except MemoryError:
             return p.error(p.TOO_LARGE, "out of memory for this request", job.id)
@@ -361,19 +363,11 @@ class Server:
             audio = from_samples(req.samples, req.sample_rate, label="the audio")
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
-        settings = jobs.GenerateSettings(emotion=req.emotion, intensity=req.intensity, takes=req.takes,
-                                         seed=req.seed, fps=req.fps, temperature=req.temperature,
-                                         blinks=req.blinks, phone_guidance=req.phone_guidance)
-        takes = jobs.generate(self.models, audio, settings, reference, progress, job.cancel)
+        takes = jobs.generate(self.models, audio, req.settings, reference, progress, job.cancel)
         return {
-            "type": "result", "id": job.id, "request": "generate", "fps": settings.fps,
-            "emotion": settings.emotion, "intensity": settings.intensity, "blinks": settings.blinks,
-            "phone_guidance": settings.phone_guidance,
-            "names": list(EXPRESSION_NAMES), "pose_names": list(POSE_NAMES),
-            "audio_sha256": audio.sha256, "duration": audio.duration,
-            "takes": [{"index": t.index, "seed": t.seed, "expression": t.expression,
-                       "pose": t.pose} for t in takes],
-            "model": self.models.generator().info,
+            "type": "result", "id": job.id, "request": "generate", "settings": req.settings.to_wire(),
+            "pose_names": list(POSE_NAMES), "audio_sha256": audio.sha256, "duration": audio.duration,
+            "takes": [t.to_wire() for t in takes], "model": self.models.generator().info,
         }
 
     def _do_track(self, job: Job, req: m.Track, progress) -> dict:

@@ -8,16 +8,15 @@ untrusted peer controls.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .channels import EMOTIONS, INTENSITY_RANGE, N_EXPRESSION, N_POSE, emotion_index
+from .channels import N_EXPRESSION, N_POSE
 from .protocol import BAD_REQUEST, UNKNOWN_TYPE, ProtocolError
+from .settings import FPS_RANGE, GenerateSettings
 
-MAX_TAKES = 64
-PHONE_GUIDANCE = 0.7  # default share of the mouth's motion from recognised phones (docs/fcg.md)
 MAX_RENDER_FRAMES = 25 * 60 * 10  # 10 minutes at 25 fps
 IMAGE_FORMATS = ("png", "png16", "exr")
 
@@ -74,14 +73,6 @@ def _array(m: dict, name: str, ndim: int, width: int | None = None, default: Any
     return v
 
 
-def _emotion(m: dict, name: str = "emotion", default: str = "talking") -> str:
-    v = _get(m, name, (str,), default)
-    try:
-        return EMOTIONS[emotion_index(v)]
-    except ValueError as e:
-        raise _bad(str(e)) from None
-
-
 @dataclass(frozen=True)
 class Request:
     type: ClassVar[str] = ""
@@ -105,32 +96,24 @@ class Hello(Request):
                    client=_get(m, "client", (str,), ""), token=_get(m, "token", (str,), None))
 
 
-def generate_settings(m: dict) -> dict:
-    """The sampling settings of a generate request, validated (shared with the CLI)."""
-    return {"emotion": _emotion(m), "intensity": _number(m, "intensity", 1.0, *INTENSITY_RANGE),
-            "takes": _int(m, "takes", 1, 1, MAX_TAKES), "seed": _int(m, "seed", 0, 0, 2**63 - 1),
-            "fps": _number(m, "fps", 25.0, 1.0, 240.0),
-            "temperature": _number(m, "temperature", 1.0, 0.0, 3.0),
-            "blinks": _get(m, "blinks", (bool,), True, "true or false"),
-            "phone_guidance": _number(m, "phone_guidance", PHONE_GUIDANCE, 0.0, 1.0)}
-
-
 @dataclass(frozen=True)
 class Generate(Request):
-    """Audio + emotion -> takes. Audio is a file's bytes (wav, flac, ogg, mp3) or float samples."""
+    """Audio + settings -> takes. Audio is a file's bytes (wav, flac, ogg, mp3) or float samples.
+
+    On the wire the settings' fields sit beside the audio in the same map (docs/protocol.md)."""
     type: ClassVar[str] = "generate"
     audio: bytes | None = None
     samples: np.ndarray | None = None
     sample_rate: int | None = None
-    emotion: str = "talking"
-    intensity: float = 1.0
-    takes: int = 1
-    seed: int = 0
-    fps: float = 25.0
-    temperature: float = 1.0
-    blinks: bool = True
-    phone_guidance: float = PHONE_GUIDANCE
+    settings: GenerateSettings = field(default_factory=GenerateSettings)
     reference_image: bytes | None = None
+
+    def to_wire(self) -> dict:
+        out = {"type": self.type, "id": self.id, **self.settings.to_wire()}
+        for k in ("audio", "samples", "sample_rate", "reference_image"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        return out
 
     @classmethod
     def from_wire(cls, m: dict) -> "Generate":
@@ -144,7 +127,8 @@ class Generate(Request):
                 raise _bad("field 'samples' must be a 1-D (or 2-D channels-last) numeric array")
             sr = _int(m, "sample_rate", lo=4000, hi=192000)
         return cls(
-            id=m.get("id"), audio=audio, samples=samples, sample_rate=sr, **generate_settings(m),
+            id=m.get("id"), audio=audio, samples=samples, sample_rate=sr,
+            settings=GenerateSettings.from_wire(m),
             reference_image=_get(m, "reference_image", (bytes,), None, "bytes (an image file)"))
 
 
@@ -184,7 +168,7 @@ class Render(Request):
         if fmt not in IMAGE_FORMATS:
             raise _bad(f"field 'format' must be one of {', '.join(IMAGE_FORMATS)}, got {fmt!r}")
         return cls(id=m.get("id"), portrait=_get(m, "portrait", (bytes,), what="bytes"),
-                   expression=exp, pose=pose, fps=_number(m, "fps", 25.0, 1.0, 240.0),
+                   expression=exp, pose=pose, fps=_number(m, "fps", 25.0, *FPS_RANGE),
                    format=fmt, refine=_get(m, "refine", (bool,), False),
                    max_side=_int(m, "max_side", 0, 0, 16384))
 

@@ -1,17 +1,17 @@
-"""FCG: the paper's flow-based coefficient generator (ExpFlow + PoseFlow).
+"""FCG: the paper's flow-based coefficient generator (ExpFlow + PoseFlow) and its frame sampler.
 
-`load_generator()` loads the shipped default checkpoint (backend/assets/fcg_default.pt) or a
-given one and returns an FCGGenerator: audio (16 kHz float32) + emotion -> takes of expression
-(T, 64) and pose (T, 6) curves. Imported lazily so `flowvq --help` does not load torch.
+The model only: `flowvq.generate` turns its samples into takes. `DEFAULT_CHECKPOINT` is the shipped
+checkpoint (backend/assets/fcg_default.pt); `load_checkpoint` loads one strictly. Imported lazily so
+`flowvq --help` does not load torch.
 """
 from __future__ import annotations
 
-__all__ = ["DEFAULT_CHECKPOINT", "FCGGenerator", "load_generator"]
+__all__ = ["DEFAULT_CHECKPOINT", "load_checkpoint"]
 
 
 def __getattr__(name):
     if name in __all__:
-        from . import generator
+        from . import checkpoint
 
-        return getattr(generator, name)
+        return getattr(checkpoint, name)
     raise AttributeError(f"module 'flowvq.fcg' has no attribute {name!r}")

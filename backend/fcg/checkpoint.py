@@ -16,6 +16,7 @@ from .model import FCGConfig, FCGModel
 
 FORMAT = 1
 KIND = "fcg"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "fcg_default.pt"  # ships in the wheel
 
 
 def save_checkpoint(path: str | Path, model: FCGModel, meta: dict, train_state: dict | None = None,

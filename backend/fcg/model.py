@@ -6,7 +6,6 @@ Choices where the paper is silent are documented in docs/fcg.md; the numbers liv
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -19,6 +18,7 @@ from .expflow import ExpFlow
 from .features import FeatureConfig, LogMel
 from .layers import Condition
 from .poseflow import PoseFlow
+from .sampler import Chain, FrameStepper
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,14 @@ class FCGModel(nn.Module):
         self.register_buffer("exp_lo", torch.zeros(cfg.exp_dim))
         self.register_buffer("exp_hi", torch.ones(cfg.exp_dim))
         self.register_buffer("pose_std", torch.ones(cfg.pose_dim))
+        self._stepper: FrameStepper | None = None
+
+    @property
+    def stepper(self) -> FrameStepper:
+        """The traced frame steps, made on the first sample and kept (valid while the weights stay)."""
+        if self._stepper is None:
+            self._stepper = FrameStepper(self)
+        return self._stepper
 
     # ---- context --------------------------------------------------------------------------------
     def emotion_feature(self, emotion: torch.Tensor) -> torch.Tensor:
@@ -166,53 +174,21 @@ class FCGModel(nn.Module):
             # emotion transfer: the reference's latent replaces the component mean (noise kept for takes)
             z_ref = self._reference_latent(reference.to(dev), emotion, source.to(dev), f_a)
             z_exp = z_exp - self.exp.prior_means[emotion] + z_ref
+        if manifold:  # projection reads only the latents, not the generated frames: all frames at once
+            z_exp = torch.stack([self.project(z_exp[t], emotion) for t in range(t_len)])
         ef, pf = self.exp.flow, self.pose.flow
         exp_plan = ef.plan(emo)
         pose_plan = pf.plan(torch.zeros(b, dtype=torch.long, device=dev))
         # context projections that do not depend on generated frames: computed for all frames at once
         frame_exp = torch.cat([f_a, torch.cat([f_e[:1], src[:1]], dim=-1).expand(t_len, -1)], dim=-1)
-        exp_frame_tok = ef.frame_tokens(frame_exp, exp_plan)  # (K, T, H), shared by the takes
-        pose_frame_tok = pf.frame_tokens(f_a, pose_plan)
-        exp_prev_tok = ef.prev_tokens(src[:, None, :].expand(b, c.tau, c.exp_dim), exp_plan)  # (K, B, tau, H)
-        pose_prev_tok = pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan)
-        out_e = torch.empty(b, t_len, c.exp_dim, device=dev)
-        out_p = torch.empty(b, t_len, c.pose_dim, device=dev)
-
-        def frame_step(ze, zp, exp_ft, pose_ft, exp_prev_tok, pose_prev_tok):
-            x_e = ef.inverse_planned(ze, exp_ft[:, None, :], exp_prev_tok, exp_plan)
-            x_p = pf.inverse_planned(zp, pose_ft[:, None, :], pose_prev_tok, pose_plan)
-            # the new frame becomes the newest previous-frame token of every step
-            new_e = ef.prev_tokens(x_e[:, None, :], exp_plan)
-            new_p = pf.prev_tokens(x_p[:, None, :], pose_plan)
-            return (x_e, x_p, torch.cat([exp_prev_tok[:, :, 1:], new_e], dim=2),
-                    torch.cat([pose_prev_tok[:, :, 1:], new_p], dim=2))
-
-        step_fn = frame_step
-        if not any(p.requires_grad for p in self.parameters()):
-            # a traced frame step runs in TorchScript's interpreter: ~2x less per-op overhead than eager
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                step_fn = torch.jit.trace(frame_step, (z_exp[0], z_pose[0], exp_frame_tok[:, 0], pose_frame_tok[:, 0],
-                                                       exp_prev_tok, pose_prev_tok), check_trace=False)
-        step_report = max(1, t_len // 50)
-        try:
-            for t in range(t_len):
-                if cancel is not None and cancel.is_set():
-                    from ..errors import Cancelled
-                    raise Cancelled("generation cancelled")
-                ze = self.project(z_exp[t], emotion) if manifold else z_exp[t]
-                x_e, x_p, exp_prev_tok, pose_prev_tok = step_fn(
-                    ze, z_pose[t], exp_frame_tok[:, t], pose_frame_tok[:, t], exp_prev_tok, pose_prev_tok)
-                out_e[:, t] = x_e
-                out_p[:, t] = x_p
-                if progress is not None and (t % step_report == 0 or t == t_len - 1):
-                    progress((t + 1) / t_len, "sampling")
-        finally:
-            if step_fn is not frame_step:
-                # every trace stays in TorchScript's global compilation unit (~40 MB a call, a leak in a
-                # long-running server); the backend keeps no other function there
-                torch.jit._state._python_cu.drop_all_functions()
-        return out_e, out_p
+        exp_chain = Chain(z=z_exp, frame_tok=ef.frame_tokens(frame_exp, exp_plan),
+                          prev_tok=ef.prev_tokens(src[:, None, :].expand(b, c.tau, c.exp_dim), exp_plan),
+                          inv_scale=torch.stack(exp_plan.inv_scale), bias=torch.stack(exp_plan.bias))
+        pose_chain = Chain(z=z_pose, frame_tok=pf.frame_tokens(f_a, pose_plan),
+                           prev_tok=pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan),
+                           inv_scale=torch.stack(pose_plan.inv_scale), bias=torch.stack(pose_plan.bias))
+        traced = not any(p.requires_grad for p in self.parameters())
+        return self.stepper.run(exp_chain, pose_chain, progress=progress, cancel=cancel, traced=traced)
 
     def _reference_latent(self, reference, emotion, source, f_a) -> torch.Tensor:
         """z_ref = f^-1(beta_ref, c): context = mean audio feature, reference as its own past."""

@@ -97,7 +97,7 @@ class PlateRenderer:
     def render(self, expression, pose, progress: Callable[[int, int], None] | None = None,
                cancel: threading.Event | None = None, skip=None):
         """Yield (i, frame (H,W,3) uint8) for every frame; `skip[i]` true leaves frame i out."""
-        from ..takes import validate_curves
+        from flowvq_shared.takes import validate_curves
 
         expression = np.ascontiguousarray(expression, np.float32)
         pose = np.ascontiguousarray(pose, np.float32)
@@ -118,7 +118,7 @@ def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, a
                  refine=None, progress=None, cancel=None, model="default", fit: PortraitFit | None = None,
                  device=None, fidelity: float = 0.5) -> dict:
     """Render a take's plates into out_dir: frame_00001.<ext>..., plates.json, optional plates.mp4."""
-    from ..takes import Take
+    from flowvq_shared.takes import Take
     from . import writers
 
     if fmt not in writers.FORMATS:

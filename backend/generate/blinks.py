@@ -18,8 +18,8 @@ from scipy.ndimage import binary_opening
 
 from flowvq_shared.channels import CHANNEL_INDEX, EMOTIONS
 
-from ..corpus.emotion import STYLES
-from ..corpus.eyes import blink_curves, blink_times
+from ..motion.emotion import STYLES
+from ..motion.eyes import blink_curves, blink_times
 
 LID_CHANNELS = (CHANNEL_INDEX["eyeBlinkLeft"], CHANNEL_INDEX["eyeBlinkRight"])
 PAUSE_DB = 30.0  # frames this far below the clip's loud speech count as pauses

@@ -1,4 +1,4 @@
-"""The phone-guidance helper process: 16-bit PCM requests on stdin, recognised phones on stdout.
+"""The phone recogniser's helper process (speech.recogniser starts it): 16-bit PCM requests on stdin, recognised phones on stdout.
 
 Frames: request = u64 little-endian byte count + 16 kHz mono int16 PCM; reply = u32 byte count +
 JSON {"phones": [[phone, start s, end s], ...]} or {"error": "..."}. EOF on stdin ends it.
@@ -11,7 +11,7 @@ import sys
 
 
 def main() -> int:
-    from .phone_guide import decoders, recognise
+    from .align import decoders, recognise
 
     src, dst = sys.stdin.buffer, sys.stdout.buffer
     pair = decoders()  # built while idle, so a request pays for recognition only
