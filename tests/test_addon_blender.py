@@ -54,9 +54,9 @@ TINY_CHECKPOINT = r"""
 import sys
 from pathlib import Path
 import numpy as np, soundfile as sf
-from flowvq.dataset import DatasetWriter
+from flowvq.training.dataset import DatasetWriter
 from flowvq.fcg.model import FCGConfig
-from flowvq.fcg.train import TrainConfig, train
+from flowvq.training.fcg import TrainConfig, train
 from flowvq_shared.channels import CHANNEL_INDEX
 out, clips = Path(sys.argv[1]), sys.argv[2:]
 fps = 25.0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from flowvq.dataset import (
+from flowvq.training.dataset import (
     Dataset, DatasetWriter, Item, import_livelink, n_frames_for, resample_curves,
 )
 from flowvq.errors import BadAudio, BadRequest
@@ -50,7 +50,7 @@ def test_round_trip(tmp_path):
         assert np.max(np.abs(item.audio - audio)) < 1e-4  # PCM16 quantisation only
         np.testing.assert_array_equal(item.expression, exp)
         np.testing.assert_array_equal(item.pose, pose)
-        assert meta["n_frames"] == round(meta["duration"] * 25.0) == item.n_frames
+        assert meta["n_frames"] == math.ceil(meta["duration"] * 25.0 - 1e-9) == item.n_frames
 
 
 def test_resamples_audio_and_curves(tmp_path):
@@ -187,7 +187,7 @@ def test_resample_curves_holds_edges():
 
 
 def test_face_runs_split_on_missing_faces():
-    from flowvq.dataset import face_runs
+    from flowvq.training.dataset import face_runs
 
     found = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1], bool)
     assert face_runs(found, 3) == [(0, 3), (4, 9)]
@@ -205,7 +205,7 @@ def test_dataset_build_from_a_real_video(tmp_path):
         pytest.skip(f"real test data not present at {SHARED} (see docs/dataset.md)")
     import argparse
 
-    from flowvq.corpus import cli
+    from flowvq.training.corpus import cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))

@@ -37,7 +37,7 @@ def hand_take(n: int = 25):
 def test_plates_on_real_portraits(name):
     from flowvq.images import load_image
     from flowvq.render import PlateRenderer
-    from flowvq.render.metrics import IDENTITY_THRESHOLD, plate_report
+    from flowvq.evaluate.faces import IDENTITY_THRESHOLD, plate_report
 
     portrait = load_image(PORTRAITS / name).rgb
     exp, pose = hand_take(20)
@@ -60,7 +60,7 @@ def test_full_resolution_is_kept_at_2048():
 
     from flowvq.images import load_image
     from flowvq.render import PlateRenderer
-    from flowvq.render.metrics import measure_face
+    from flowvq.evaluate.faces import measure_face
 
     small = load_image(PORTRAITS / "real3dportrait_macron.png").rgb
     big = cv2.resize(small, (2048, 2048), interpolation=cv2.INTER_CUBIC)

@@ -83,7 +83,7 @@ def test_zero_take_renders_the_portrait(renderer, portrait):
 
 
 def test_jaw_opens_the_mouth_and_leaves_the_rest(renderer, portrait):
-    from flowvq.render.metrics import measure_face
+    from flowvq.evaluate.faces import measure_face
 
     exp = np.zeros(64, np.float32)
     exp[CHANNEL_INDEX["jawOpen"]] = 0.7
@@ -197,7 +197,7 @@ def test_cli_modules_load_without_heavy_imports():
     import subprocess
     import sys
 
-    code = ("import sys, flowvq.render.cli, flowvq.vqig.cli; "
+    code = ("import sys, flowvq.render.cli, flowvq.training.vqig_cli; "
             "print(','.join(m for m in ('torch', 'cv2', 'dlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""

@@ -116,7 +116,7 @@ def test_blink_is_noise_limited_at_1px(model):
 def test_ridge_penalty_is_chosen_inside_the_first_half():
     """The evaluation's ridge: on synthetic (T,64) -> (T,64) data it recovers a known R^2, and on
     unrelated data it stays near 0 instead of overfitting to a large negative score."""
-    from flowvq.tracker.evaluate import ridge_r2
+    from flowvq.evaluate.tracker import ridge_r2
 
     rng = np.random.default_rng(0)
     t = 600
@@ -185,7 +185,7 @@ def test_cmyk_image_file(tmp_path):
 
 def test_mouth_opening_follows_dlib_on_real_clip(tmp_path, monkeypatch):
     """On a real clip, the fitted mouth opening correlates >= 0.8 with dlib's inner-lip gap."""
-    from flowvq.tracker.evaluate import evaluate_clip
+    from flowvq.evaluate.tracker import evaluate_clip
 
     monkeypatch.setenv("FLOWVQ_CACHE", str(tmp_path))         # track for real, not from a cache
 

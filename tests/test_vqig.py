@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from flowvq.errors import CheckpointError
-from flowvq.vqig import (VQGAN, CodebookConfig, GeneratorConfig, PlateData, TrainSettings, VQIGGenerator,
-                         load_codebook, load_generator, refine, save_codebook, save_generator, train_codebook,
-                         train_generator)
-from flowvq.vqig.train import generator_batch, to_tensor
+from flowvq.training.vqig import TrainSettings, generator_batch, to_tensor, train_codebook, train_generator
+from flowvq.training.vqig_data import PlateData
+from flowvq.vqig import (VQGAN, CodebookConfig, GeneratorConfig, VQIGGenerator, load_codebook, load_generator, refine,
+                         save_codebook, save_generator)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -171,7 +171,7 @@ def test_train_vqig_cli_prepares_a_real_clip_and_fine_tunes(tmp_path):
     clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "video_with_audio" / "theresa_may_5s.mp4"
     if not clip.is_file():
         pytest.skip(f"shared test data not found at {clip}")
-    from flowvq.vqig import cli
+    from flowvq.training import vqig_cli as cli
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-_MODELS = {}
-
 
 def cache_dir() -> Path:
     d = Path(os.environ.get("FLOWVQ_CACHE", Path.home() / ".cache" / "flowvq")) / "landmarks"
@@ -17,21 +15,12 @@ def cache_dir() -> Path:
     return d
 
 
-def _models():
-    if not _MODELS:
-        import dlib
-        import face_recognition_models
-
-        _MODELS["detector"] = dlib.get_frontal_face_detector()
-        _MODELS["predictor"] = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    return _MODELS["detector"], _MODELS["predictor"]
-
-
 def frame_landmarks(gray: np.ndarray, last_box=None):
     """(68, 2) for the largest face in a grayscale frame, or None; reuses last_box when detection fails."""
-    import dlib
+    from ..tracker.dlib_models import dlib_models
 
-    det, pred = _models()
+    models = dlib_models()
+    det, pred = models.detector, models.predictor
     faces = det(gray, 0)
     if len(faces) == 0 and gray.shape[0] < 400:
         faces = det(gray, 1)  # small crops: one upsampling finds faces the plain pass misses

@@ -62,7 +62,7 @@ PHONE_OPENING = {
 
 def recognise_and_align(audio: np.ndarray, sr: int = 16000) -> tuple[str, list[tuple[str, float, float]]]:
     """pocketsphinx: recognise the words, then force-align that transcript -> [(phone, start s, end s)]."""
-    from ..fcg.phone_guide import recognise, to_pcm
+    from ..speech.align import recognise, to_pcm
 
     return recognise(to_pcm(audio), sr)
 

@@ -13,7 +13,7 @@ class Refiner:
         import torch
 
         from ..vqig import load_generator
-        from ..vqig.data import crop_face, face_box
+        from ..vqig.crop import crop_face, face_box
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.gen = load_generator(checkpoint).to(self.device).eval()
@@ -30,7 +30,7 @@ class Refiner:
 
     def __call__(self, frame: np.ndarray, expression: np.ndarray, pose: np.ndarray, i: int) -> np.ndarray:
         from ..vqig import refine
-        from ..vqig.data import crop_face, paste_face
+        from ..vqig.crop import crop_face, paste_face
 
         crop = crop_face(frame, self.box, self.size)
         out = refine(self.gen, self.source, crop[None], self.coeff_window(expression, pose, i), w=self.w,

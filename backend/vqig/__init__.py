@@ -1,7 +1,8 @@
 """VQIG, the paper's vector-quantised image generator: a VQGAN codebook stage and a generator
 stage that turns geometry-warped frames into refined ones (see generator.py).
 
-Names are imported on first use, so `flowvq.vqig.cli` loads without torch."""
+Inference only: training (PlateData, TrainSettings, train_codebook, train_generator, the
+`train vqig` command) lives in flowvq.training.vqig*. Names are imported on first use."""
 from __future__ import annotations
 
 import importlib
@@ -9,8 +10,8 @@ import importlib
 _EXPORTS = {
     "load_codebook": ".checkpoint", "load_generator": ".checkpoint", "save_codebook": ".checkpoint",
     "save_generator": ".checkpoint", "CodebookConfig": ".config", "GeneratorConfig": ".config",
-    "PlateData": ".data", "VQIGGenerator": ".generator", "TrainSettings": ".train", "refine": ".train",
-    "train_codebook": ".train", "train_generator": ".train", "VQGAN": ".vqgan", "PatchDiscriminator": ".vqgan",
+    "VQIGGenerator": ".generator", "refine": ".generator", "to_tensor": ".generator", "to_images": ".generator",
+    "face_box": ".crop", "crop_face": ".crop", "paste_face": ".crop", "VQGAN": ".vqgan", "PatchDiscriminator": ".vqgan",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -163,3 +164,24 @@ class VQIGGenerator(nn.Module):
         out["indices"] = indices
         out["image"] = self.decode(indices, out["enc_feats"], out["sigma"], w)
         return out
+
+
+def to_tensor(images: np.ndarray, device) -> torch.Tensor:
+    """uint8 (B,S,S,3) -> float (B,3,S,S) in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_images(x: torch.Tensor) -> np.ndarray:
+    return x.detach().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def refine(gen: VQIGGenerator, source: np.ndarray, warped: np.ndarray, coeff_window: np.ndarray, w: float = 0.5,
+           device=None) -> np.ndarray:
+    """One or more warped crops (B,S,S,3) uint8 -> refined crops; source (S,S,3) is the portrait crop."""
+    dev = next(gen.parameters()).device if device is None else torch.device(device)
+    b = len(warped)
+    src = to_tensor(np.repeat(source[None], b, 0), dev)
+    out = gen(src, to_tensor(warped, dev), torch.from_numpy(np.asarray(coeff_window, np.float32)).to(dev), w=w)
+    return to_images(out["image"])

@@ -1,6 +1,6 @@
 """Plates against real video: render a clip's held-out tail from its tracked curves and compare.
 
-`python -m flowvq.render.evaluate --video CLIP --train-end 15 [--refine CKPT] [--json OUT]`
+`python -m flowvq.evaluate.plates --video CLIP --train-end 15 [--refine CKPT] [--json OUT]`
 
 The portrait is the clip's first frame; the tail (frames after --train-end seconds) is tracked
 together with it (one identity), its curves are made relative to the portrait, rendered, and
@@ -23,9 +23,9 @@ def evaluate_clip(video, train_end: float = 15.0, refine=None, max_frames: int |
 
     from ..tracker import track
     from ..tracker.frames import read_video
-    from ..vqig.data import crop_face, face_box
-    from . import PlateRenderer, PortraitFit, WarpSettings
-    from .metrics import face_sharpness, identity_distance, measure_face, pearson
+    from ..render import PlateRenderer, PortraitFit, WarpSettings
+    from ..vqig.crop import crop_face, face_box
+    from .faces import face_sharpness, identity_distance, measure_face, pearson
 
     frames, fps = read_video(video)
     tail = list(range(int(round(train_end * fps)), len(frames)))[:max_frames]

@@ -18,16 +18,16 @@ from scipy.ndimage import gaussian_filter1d
 from flowvq_shared.channels import CHANNEL_INDEX, EMOTIONS, N_EXPRESSION
 
 from ..dataset import SAMPLE_RATE, DatasetWriter, n_frames_for, resample_audio
-from ..errors import BadRequest
+from ...errors import BadRequest
+from ...motion.emotion import STYLES, offset_vector, ou_process
+from ...motion.eyes import blink_curves, blink_times, gaze_curves
+from ...speech.phonemes import to_visemes
+from ...speech.visemes import VOWELS, Coarticulation, articulate, seal_lips
 from .augment import augment
-from .emotion import STYLES, offset_vector, ou_process
-from .eyes import blink_curves, blink_times, gaze_curves
 from .head_motion import head_pose
-from .phonemes import to_visemes
 from .prosody import prosody
 from .speech import Voice, synthesize
 from .text import utterance
-from .visemes import VOWELS, Coarticulation, articulate, seal_lips
 
 CORPUS_VERSION = 3  # 2: sharper coarticulation; 3: jaw per viseme fitted to real lips (docs/corpus.md)
 LANGUAGES = ("en-us", "en-us", "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
@@ -92,8 +92,8 @@ def make_utterance(cfg: CorpusConfig, index: int) -> Utterance:
     segments = to_visemes([(p, s + head, e + head) for p, s, e in speech.phones], alphabet)
     timing = "espeak" if alphabet == "espeak" else "festival"
     if cfg.timing == "pocketsphinx":
-        from ..errors import BadAudio
-        from .align import align_phones
+        from ...errors import BadAudio
+        from ...speech.align import align_phones
 
         try:
             segments = to_visemes(align_phones(clean, words), "arpabet")

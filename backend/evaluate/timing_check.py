@@ -1,6 +1,6 @@
 """Which phone timings to trust: espeak-ng's phoneme events or pocketsphinx forced alignment.
 
-`python -m flowvq.corpus.timing_check --n 60` speaks corpus utterances and measures, for both
+`python -m flowvq.evaluate.timing_check --n 60` speaks corpus utterances and measures, for both
 sources: how well their segments fit the acoustics (high-band energy inside S/Z versus inside
 open vowels; energy inside pauses versus speech), how much they agree frame by frame, how long
 they take, and whether alignment survives the corpus's augmentation. Results: docs/corpus.md.
@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from ..dataset import SAMPLE_RATE, resample_audio
-from .augment import augment
-from .build import CorpusConfig, make_utterance
-from .phonemes import to_visemes
+from ..speech.phonemes import to_visemes
+from ..training.corpus.augment import augment
+from ..training.corpus.build import CorpusConfig, make_utterance
+from ..training.dataset import SAMPLE_RATE, resample_audio
 
 STEP = 0.01  # s, the comparison grid
 
@@ -52,8 +52,8 @@ def _fit(segments, audio):
 
 def _one(args):
     cfg, index = args
-    from .align import align_phones
-    from .speech import synthesize  # noqa: F401  (fresh process: espeak state starts clean)
+    from ..speech.align import align_phones
+    from ..training.corpus.speech import synthesize  # noqa: F401  (fresh process: espeak state starts clean)
 
     u = make_utterance(cfg, index)
     words = u.text.replace(",", " ").replace(".", " ").replace("?", " ").replace("!", " ").lower().split()

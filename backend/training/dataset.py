@@ -7,7 +7,7 @@ DATASET/
                   "source", "n_frames", "duration"}, ...], optional "meta"}
   audio/<id>.wav    16 kHz mono PCM16
   coeffs/<id>.npz   expression (T,64) float32, pose (T,6) float32; frame t at time t/fps,
-                    T = round(duration*fps)
+                    T = ceil(duration*fps)
 ```
 The corpus builder, `flowvq dataset build` (video through the tracker) and Live Link Face
 captures all write it with `DatasetWriter`; the flow trainer reads it with `Dataset`.
@@ -30,13 +30,14 @@ from flowvq_shared.channels import (
     ARKIT_NAMES, EMOTIONS, EXPRESSION_NAMES, N_EXPRESSION, N_POSE, POSE_NAMES, emotion_index,
 )
 
-from .errors import BadAudio, BadRequest
+from ..errors import BadAudio, BadRequest
+from ..timeline import frame_count
 
 FORMAT = 1
 KIND = "flowvq-dataset"
 SAMPLE_RATE = 16000
 INDEX_NAME = "dataset.json"
-# A coefficient track may disagree with round(duration*fps) by this many frames (trackers and
+# A coefficient track may disagree with ceil(duration*fps) by this many frames (trackers and
 # capture apps count frames differently from audio samples); it is then padded/trimmed.
 FRAME_SLACK = 2
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -65,8 +66,8 @@ class Item:
 
 
 def n_frames_for(n_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
-    """The contract's frame count: T = round(duration * fps)."""
-    return int(round(n_samples / sample_rate * fps))
+    """The contract's frame count, the generator's: T = ceil(duration * fps) (flowvq.timeline)."""
+    return frame_count(n_samples, fps, sample_rate)
 
 
 def resample_audio(audio: np.ndarray, sample_rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -154,7 +155,7 @@ class DatasetWriter:
         """Add one utterance; returns its index entry.
 
         Audio is resampled to 16 kHz mono. Curves given at another `fps` are interpolated to the
-        dataset's rate; a track within FRAME_SLACK frames of round(duration*fps) is padded or
+        dataset's rate; a track within FRAME_SLACK frames of ceil(duration*fps) is padded or
         trimmed to it, a longer mismatch is an error.
         """
         import soundfile as sf
@@ -447,8 +448,8 @@ def build_from_videos(videos: list[str | Path], out: str | Path, emotion: str = 
     """
     from tqdm import tqdm
 
-    from .audio import load_audio
-    from .tracker import track
+    from ..audio import load_audio
+    from ..tracker import track
 
     try:
         emotion = EMOTIONS[emotion_index(emotion)]

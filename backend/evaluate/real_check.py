@@ -1,6 +1,6 @@
 """The corpus's mouth model against real faces: drive it with real phone timings, compare lips.
 
-`python -m flowvq.corpus.real_check` takes the talking_3dmm clips in ../shared/data, whose
+`python -m flowvq.evaluate.real_check` takes the talking_3dmm clips in ../shared/data, whose
 per-frame phone labels (ARPAbet, 30 fps) were produced independently of this project, runs the
 corpus's coarticulation model on them with no lead, and correlates the resulting mouth opening
 (flowvq.evaluate.mouth, the same measure `flowvq eval` uses) with the person's real inner-lip
@@ -14,8 +14,8 @@ import json
 
 import numpy as np
 
-from .phonemes import to_visemes
-from .visemes import Coarticulation, articulate, seal_lips
+from ..speech.phonemes import to_visemes
+from ..speech.visemes import Coarticulation, articulate, seal_lips
 
 # StyleTalk/AVCT phone ids (phindex.json of FuxiVirtualHuman/styletalk)
 PHONES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG NSN OW OY P R S SH SIL "
@@ -34,9 +34,9 @@ def segments_from_frame_ids(ids: list[int], fps: float) -> list[tuple[str, float
 
 def clip_profile(root, name: str, lead: float = 0.0, fps: float = 30.0) -> dict[int, float]:
     """r(model mouth opening shifted by lag, real lip gap) for lags -8..8 on one talking_3dmm clip."""
-    from flowvq.evaluate.landmarks import video_landmarks
-    from flowvq.evaluate.lipsync import lag_profile
-    from flowvq.evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from .landmarks import video_landmarks
+    from .lipsync import lag_profile
+    from .mouth import fill_nan, lip_gap, mouth_opening
 
     ids = json.loads((root / "phoneme" / f"{name}_seq.json").read_text())
     gap = fill_nan(lip_gap(video_landmarks(root / "video_silent" / f"{name}.mp4")))
@@ -48,7 +48,7 @@ def clip_profile(root, name: str, lead: float = 0.0, fps: float = 30.0) -> dict[
 
 
 def main(argv=None) -> int:
-    from flowvq.evaluate.clips import default_data_root
+    from .clips import default_data_root
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lead", type=float, default=0.0, help="s of lead to put into the model")

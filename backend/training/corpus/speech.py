@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BadRequest
+from ...errors import BadRequest
 
 _LIB_NAME = "libespeak-ng.so.1"
 _AUDIO_OUTPUT_SYNCHRONOUS = 2

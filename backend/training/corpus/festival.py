@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadRequest
+from ...errors import BadRequest
 from .speech import Speech
 
 # English voices Debian packages (festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts)

@@ -20,7 +20,8 @@ import numpy as np
 
 from flowvq_shared.channels import EXPRESSION_NAMES
 
-from .fit import FitConfig
+from ..tracker.fit import FitConfig
+from .mouth import lip_gap
 
 MOUTH_CHANNELS = tuple(i for i, n in enumerate(EXPRESSION_NAMES)
                        if n.startswith(("jaw", "mouth", "lip", "chin", "tongue")))
@@ -52,8 +53,8 @@ def _digest(path: Path) -> str:
 
 def clip_landmarks(video: Path, max_frames: int | None = None):
     """dlib landmarks of every frame (cached): landmarks (T,68,2), found (T,), score (T,), fps, (h, w), seconds."""
-    from .frames import read_video
-    from .track import detect_all
+    from ..tracker.frames import read_video
+    from ..tracker.track import detect_all
 
     cached = cache_dir() / f"{_digest(video)}_lm_{max_frames or 'all'}.npz"
     if cached.exists():
@@ -75,8 +76,8 @@ def track_clip(video: Path, model="default", config: FitConfig = FitConfig(), st
     """Tracked result for every `step`-th frame of a clip (cached per video, model and fit config) and seconds spent."""
     from flowvq.facemodel import Camera
 
-    from .result import TrackResult
-    from .track import fit_landmarks
+    from ..tracker.result import TrackResult
+    from ..tracker.track import fit_landmarks
 
     key = hashlib.sha256(json.dumps([FIT_VERSION, str(model), asdict(config), step, max_frames]).encode()).hexdigest()[:12]
     cached = cache_dir() / f"{_digest(video)}_track_{key}.npz"
@@ -164,7 +165,7 @@ def evaluate_clip(video: Path, coeff_mat: Path, step: int = 1, max_frames: int |
     lm3 = m.landmarks(r.expression[ok], r.identity)
     tracked_gap = lm3[:, 62, 1] - lm3[:, 66, 1]
     lm2 = r.landmarks[ok]
-    dlib_gap = np.linalg.norm(lm2[:, 66] - lm2[:, 62], axis=1) / np.linalg.norm(lm2[:, 45] - lm2[:, 36], axis=1)
+    dlib_gap = lip_gap(lm2)
     corr = float(np.corrcoef(tracked_gap, dlib_gap)[0, 1])
     r2_all, a_all = ridge_r2(x, y)
     r2_mouth, a_mouth = ridge_r2(x[:, MOUTH_CHANNELS], y)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadRequest, NoFace
-from .data import PlateData, crop_face, face_box
+from ..vqig.crop import crop_face, face_box
+from .vqig_data import PlateData
 
 
 def read_clip(path, start: float = 0.0, end: float | None = None) -> tuple[list[np.ndarray], float]:

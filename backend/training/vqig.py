@@ -1,4 +1,4 @@
-"""Training loops of both VQIG stages on prepared face crops (see data.py).
+"""Training loops of both VQIG stages on prepared face crops (see vqig_data.py).
 
 Codebook stage: L1 + feature-matching perceptual + adversarial (0.8, after `disc_start` steps)
 + code loss. Generator stage: code level (cross-entropy on the target's code indices +
@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import losses
-from .config import CodebookConfig, GeneratorConfig
-from .data import PlateData
-from .generator import VQIGGenerator
-from .vqgan import VQGAN, PatchDiscriminator
+from ..vqig import losses
+from ..vqig.config import CodebookConfig, GeneratorConfig
+from ..vqig.generator import VQIGGenerator, to_images, to_tensor
+from ..vqig.vqgan import VQGAN, PatchDiscriminator
+from .vqig_data import PlateData
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,6 @@ class TrainSettings:
     w: float = 1.0  # fidelity weight used while training the image level
     seed: int = 0
     log_every: int = 10
-
-
-def to_tensor(images: np.ndarray, device) -> torch.Tensor:
-    """uint8 (B,S,S,3) -> float (B,3,S,S) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def to_images(x: torch.Tensor) -> np.ndarray:
-    return x.detach().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _device(device) -> torch.device:
@@ -180,14 +170,3 @@ def train_generator(data: PlateData, codebook: VQGAN | None = None, cfg: Generat
             log(step, row)
     gen.eval()
     return gen, disc, history
-
-
-@torch.no_grad()
-def refine(gen: VQIGGenerator, source: np.ndarray, warped: np.ndarray, coeff_window: np.ndarray, w: float = 0.5,
-           device=None) -> np.ndarray:
-    """One or more warped crops (B,S,S,3) uint8 -> refined crops; source (S,S,3) is the portrait crop."""
-    dev = next(gen.parameters()).device if device is None else torch.device(device)
-    b = len(warped)
-    src = to_tensor(np.repeat(source[None], b, 0), dev)
-    out = gen(src, to_tensor(warped, dev), torch.from_numpy(np.asarray(coeff_window, np.float32)).to(dev), w=w)
-    return to_images(out["image"])

@@ -1,6 +1,6 @@
 """The corpus's emotion displays against what the tracker sees on real emotional faces.
 
-`python -m flowvq.corpus.emotion_check data/corpus_v3` tracks the MEAD actor's emotion videos in
+`python -m flowvq.evaluate.emotion_check data/corpus_v3` tracks the MEAD actor's emotion videos in
 ../shared/data/emotion_3dmm (cached by flowvq.evaluate) and compares, per emotion, the mean
 expression's deviation from the mean over all emotions, real (tracked) versus corpus: the
 cosine between the two 64-d deviation vectors and the top channels of each. `flowvq eval`'s
@@ -21,9 +21,9 @@ def _top(d: np.ndarray, k: int = 5) -> str:
 
 
 def main(argv=None) -> int:
-    from flowvq.dataset import Dataset
-    from flowvq.evaluate.clips import load_emotion_videos
-    from flowvq.evaluate.emotion import tracked_emotion_curves
+    from ..training.dataset import Dataset
+    from .clips import load_emotion_videos
+    from .emotion import tracked_emotion_curves
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", help="a corpus dataset folder")

@@ -1,4 +1,4 @@
-"""Training FCG on a dataset folder (backend/dataset.py format): teacher-forced frames, NLL of
+"""Training FCG on a dataset folder (training/dataset.py format): teacher-forced frames, NLL of
 ExpFlow + PoseFlow, consistency loss, context dropout; tqdm progress, periodic self-describing
 checkpoints, exact resume; CPU or CUDA.
 """
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..errors import BadRequest
-from .checkpoint import load_checkpoint, save_checkpoint
-from .features import LogMel
-from .model import FCGConfig, FCGModel
+from ..fcg.checkpoint import load_checkpoint, save_checkpoint
+from ..fcg.features import LogMel
+from ..fcg.model import FCGConfig, FCGModel
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class FrameBank:
 
 
 def load_items(data: str | Path):
-    from ..dataset import Dataset
+    from .dataset import Dataset
 
     ds = Dataset.open(data)
     return [ds[i] for i in range(len(ds))], ds

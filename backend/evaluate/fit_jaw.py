@@ -1,6 +1,6 @@
 """How the jaw targets of corpus version 3 were chosen: a fit of the mouth model to real lips.
 
-`python -m flowvq.corpus.fit_jaw` (needs ../shared/data/talking_3dmm). With the dominance model
+`python -m flowvq.evaluate.fit_jaw` (needs ../shared/data/talking_3dmm). With the dominance model
 fixed, the mouth opening is a blend of per-class values; these are regressed (ridge, per-clip
 intercept) on each clip's z-scored real lip gap with the model led by 150 ms, mapped back onto
 the hand-set scale, and the jaw target set half-way between the hand-set value and the fit.
@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 
-from . import visemes as V
-from .phonemes import to_visemes
+from ..speech import visemes as V
+from ..speech.phonemes import to_visemes
 from .real_check import segments_from_frame_ids
 
 FPS = 30.0
@@ -25,8 +25,8 @@ JAW = V.CHANNEL_INDEX["jawOpen"]
 
 
 def _load(root):
-    from flowvq.evaluate.landmarks import video_landmarks
-    from flowvq.evaluate.mouth import fill_nan, lip_gap
+    from .landmarks import video_landmarks
+    from .mouth import fill_nan, lip_gap
 
     data = {}
     for clips in SPEAKERS.values():
@@ -39,8 +39,8 @@ def _load(root):
 
 
 def _score(data, name):
-    from flowvq.evaluate.lipsync import best_lag_corr
-    from flowvq.evaluate.mouth import mouth_opening
+    from .lipsync import best_lag_corr
+    from .mouth import mouth_opening
 
     segs, gap, n = data[name]
     exp, seal = V.articulate(segs, np.arange(n) / FPS, V.Coarticulation(lead=LEAD))
@@ -62,7 +62,7 @@ def _shares(data, name, base):
 
 
 def fitted_jaw(data, names, base) -> np.ndarray:
-    from flowvq.evaluate.mouth import _W
+    from .mouth import _W
 
     opening = base[:, :-1] @ _W - base[:, JAW] * base[:, -1]  # per class, mouthClose = seal x jaw
     xs, ys = [], []
@@ -87,7 +87,7 @@ def fitted_jaw(data, names, base) -> np.ndarray:
 
 
 def main() -> int:
-    from flowvq.evaluate.clips import default_data_root
+    from .clips import default_data_root
 
     root = default_data_root() / "talking_3dmm"
     if not root.is_dir():

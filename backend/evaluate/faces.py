@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
+from .mouth import lip_gap
+
 IDENTITY_THRESHOLD = 0.45  # dlib's own same-person distance is 0.6; the plates must do better
-
-
-@lru_cache(maxsize=1)
-def _models():
-    import dlib
-    import face_recognition_models as frm
-
-    return (dlib.get_frontal_face_detector(), dlib.shape_predictor(frm.pose_predictor_model_location()),
-            dlib.face_recognition_model_v1(frm.face_recognition_model_location()))
 
 
 @dataclass(frozen=True)
@@ -29,18 +21,16 @@ class FaceMeasure:
 
     @property
     def lip_gap(self) -> float:
-        """Inner-lip opening: mean distance of points 61-63 (upper) to 67-65 (lower), over the
-        outer-eye-corner distance so the number does not depend on the image size."""
-        lm = self.landmarks
-        gap = np.linalg.norm(lm[[61, 62, 63]] - lm[[67, 66, 65]], axis=1).mean()
-        return float(gap / max(np.linalg.norm(lm[45] - lm[36]), 1e-6))
+        """Inner-lip opening over the outer-eye-corner distance (evaluate.mouth.lip_gap)."""
+        return float(lip_gap(self.landmarks[None])[0])
 
 
 def measure_face(rgb: np.ndarray, upsample: int = 0, embed: bool = True) -> FaceMeasure:
     """The largest face dlib finds in an RGB uint8 image."""
-    import dlib
+    from ..tracker.dlib_models import dlib_models
 
-    det, sp, rec = _models()
+    models = dlib_models()
+    det, sp = models.detector, models.predictor
     img = np.ascontiguousarray(rgb)
     rects = det(img, upsample)
     if len(rects) == 0 and upsample == 0:
@@ -50,7 +40,7 @@ def measure_face(rgb: np.ndarray, upsample: int = 0, embed: bool = True) -> Face
     r = max(rects, key=lambda r: r.width() * r.height())
     shape = sp(img, r)
     lm = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float32)
-    emb = np.array(rec.compute_face_descriptor(img, shape), np.float32) if embed else None
+    emb = np.array(models.recogniser.compute_face_descriptor(img, shape), np.float32) if embed else None
     box = (max(r.left(), 0), max(r.top(), 0), min(r.right(), img.shape[1]), min(r.bottom(), img.shape[0]))
     return FaceMeasure(True, lm, emb, box)
 

@@ -59,9 +59,11 @@ def run(args) -> int:
     import torch
 
     from ..errors import BadRequest
-    from . import (CodebookConfig, GeneratorConfig, PlateData, TrainSettings, load_codebook, load_generator,
-                   save_codebook, save_generator, train_codebook, train_generator)
-    from .prepare import prepare_clip, prepare_folder
+    from ..vqig import (CodebookConfig, GeneratorConfig, load_codebook, load_generator, save_codebook,
+                        save_generator)
+    from .vqig import TrainSettings, train_codebook, train_generator
+    from .vqig_data import PlateData
+    from .vqig_prepare import prepare_clip, prepare_folder
 
     if args.steps < 0 or args.codebook_steps < 0 or args.batch < 1:
         raise BadRequest("--steps/--codebook-steps must be >= 0 and --batch >= 1")

@@ -11,7 +11,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from flowvq_shared.channels import N_POSE
 
-from .emotion import EmotionStyle, ou_process
+from ...motion.emotion import EmotionStyle, ou_process
 from .prosody import Prosody
 
 TRANSLATION_PER_RADIAN = 0.1  # model units of head translation per radian of rotation

@@ -1,16 +1,17 @@
 """Assemble docs/evaluation.md from the parts each evaluation command writes.
 
-    .venv/bin/python scripts/assemble_evaluation.py
+    .venv/bin/python -m flowvq.evaluate.assemble [--docs DOCS]
 
 Parts (each names the command that produced its numbers): docs/evaluation_fcg.md (`flowvq eval`),
-docs/evaluation_tracker.md (`python -m flowvq.tracker.evaluate`), docs/evaluation_plates.md
-(`pytest tests/test_plates.py -s`, `python -m flowvq.render.evaluate`).
+docs/evaluation_tracker.md (`python -m flowvq.evaluate.tracker`), docs/evaluation_plates.md
+(`pytest tests/test_plates.py -s`, `python -m flowvq.evaluate.plates`).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"  # the repository's docs/ (backend/evaluate/assemble.py)
 PARTS = (("FCG: lip-sync, takes, pose, emotion", "evaluation_fcg.md"),
          ("Tracker", "evaluation_tracker.md"),
          ("Plates", "evaluation_plates.md"))
@@ -20,7 +21,7 @@ Quality measured against real recordings that nobody on this project made (`../s
 talking-head videos with audio, clips with independently fitted Basel 3DMM coefficients, one
 MEAD actor in 8 emotions, portraits, the ICT-FaceKit rig). Every number below names the command
 that produced it and the machine it ran on; shortfalls are reported as measured. This page is
-assembled from the parts by `scripts/assemble_evaluation.py`; edit the parts, not this page.
+assembled from the parts by `python -m flowvq.evaluate.assemble`; edit the parts, not this page.
 
 Contents: {toc}
 """
@@ -37,19 +38,22 @@ def demote(text: str) -> str:
     return "\n".join(out)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=Path, default=DOCS, help=f"the docs folder (default {DOCS})")
+    docs = ap.parse_args(argv).docs
     toc = ", ".join(f"[{title}](#{title.lower().replace(':', '').replace(',', '').replace(' ', '-')})"
                     for title, _ in PARTS)
     body = [HEAD.format(toc=toc)]
     for title, name in PARTS:
-        path = DOCS / name
+        path = docs / name
         text = path.read_text() if path.exists() else "_not measured yet_"
         lines = text.splitlines()
         if lines and lines[0].startswith("# "):
             lines = lines[1:]  # the part's own title is replaced by the section title
         body.append(f"## {title}\n\n(from `docs/{name}`)\n\n" + demote("\n".join(lines)).strip() + "\n")
-    (DOCS / "evaluation.md").write_text("\n".join(body))
-    print(DOCS / "evaluation.md")
+    (docs / "evaluation.md").write_text("\n".join(body))
+    print(docs / "evaluation.md")
     return 0
 
 

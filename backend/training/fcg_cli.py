@@ -29,7 +29,7 @@ def run(args) -> int:
     import torch
 
     from ..errors import BadRequest
-    from .train import TrainConfig, export_default, train
+    from .fcg import TrainConfig, export_default, train
 
     if args.steps < 1 or args.batch < 2:
         raise BadRequest("--steps must be >= 1 and --batch >= 2")
