@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from flowvq.dataset import resample_audio
+from flowvq.training.dataset import resample_audio
 from flowvq.evaluate.lipsync import best_lag_corr, loudness_curve
 from flowvq.evaluate.mouth import mouth_opening
-from flowvq.fcg import DEFAULT_CHECKPOINT, load_generator
+from flowvq.fcg import DEFAULT_CHECKPOINT
+from flowvq.generate import load_generator
+from flowvq_shared.settings import GenerateSettings
 from flowvq_shared.channels import CHANNEL_INDEX
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -48,28 +50,34 @@ def test_info_is_json_and_describes_the_model(gen):
 
 
 def test_takes_shapes_reproducible_and_different(gen, speech):
-    takes = gen.generate(speech, emotion="talking", n_takes=4, seed=11, fps=24.0)
+    takes = gen.generate(speech, GenerateSettings(emotion="talking", takes=4, seed=11, fps=24.0))
     t = int(np.ceil(len(speech) / 16000 * 24.0))
-    assert len(takes) == 4 and all(e.shape == (t, 64) and p.shape == (t, 6) for e, p in takes)
-    again = gen.generate(speech, emotion="talking", n_takes=4, seed=11, fps=24.0)
-    for (e1, p1), (e2, p2) in zip(takes, again):
-        np.testing.assert_array_equal(e1, e2)
-        np.testing.assert_array_equal(p1, p2)
-    dist = [np.linalg.norm(takes[i][0] - takes[j][0], axis=1).mean() for i in range(4) for j in range(i + 1, 4)]
+    assert len(takes) == 4 and all(k.expression.shape == (t, 64) and k.pose.shape == (t, 6) for k in takes)
+    assert [k.index for k in takes] == [1, 2, 3, 4] and all(k.settings.seed == 11 for k in takes)
+    again = gen.generate(speech, GenerateSettings(emotion="talking", takes=4, seed=11, fps=24.0))
+    for k1, k2 in zip(takes, again):
+        np.testing.assert_array_equal(k1.expression, k2.expression)
+        np.testing.assert_array_equal(k1.pose, k2.pose)
+    dist = [np.linalg.norm(takes[i].expression - takes[j].expression, axis=1).mean() for i in range(4) for j in range(i + 1, 4)]
     assert min(dist) > 0.05  # takes differ everywhere, not by rounding
-    assert np.std([p[:, :3].std() for _, p in takes]) >= 0 and all(p[:, :3].std() > 1e-3 for _, p in takes)
+    assert np.std([p[:, :3].std() for p in (k.pose for k in takes)]) >= 0 and all(k.pose[:, :3].std() > 1e-3 for k in takes)
 
 
 def test_mouth_follows_the_speech(gen, speech):
     # espeak-ng's own loudness is a fair mouth proxy on synthetic speech (no real face needed here)
-    (exp, _), = gen.generate(speech, n_takes=1, seed=0, fps=25.0)
+    exp = gen.generate(speech, GenerateSettings(takes=1, seed=0, fps=25.0))[0].expression
     r, _ = best_lag_corr(mouth_opening(exp), loudness_curve(speech, 25.0, len(exp)))
     assert r > 0.35, r
     # silence in the middle closes the mouth relative to speech
     gap = np.concatenate([speech[:16000], np.zeros(16000, np.float32), speech[16000:32000]])
-    (e2, _), = gen.generate(gap, n_takes=1, seed=0, fps=25.0)
+    e2 = gen.generate(gap, GenerateSettings(takes=1, seed=0, fps=25.0))[0].expression
     m = mouth_opening(e2)
     assert m[30:45].mean() < m[:25].mean()
+
+
+def _blink_starts(exp: np.ndarray) -> list[int]:
+    closed = exp[:, [CHANNEL_INDEX["eyeBlinkLeft"], CHANNEL_INDEX["eyeBlinkRight"]]].max(1) > 0.05
+    return [int(t) for t in np.flatnonzero(closed & ~np.r_[False, closed[:-1]])]
 
 
 def _blink_onsets(exp: np.ndarray) -> list[int]:
@@ -79,24 +87,25 @@ def _blink_onsets(exp: np.ndarray) -> list[int]:
 
 def test_takes_blink_at_different_frames(gen, speech):
     audio = np.tile(speech, 4)  # ~16 s: a few blinks per take at a human rate
-    takes = gen.generate(audio, n_takes=4, seed=5, fps=25.0)
-    onsets = [_blink_onsets(e) for e, _ in takes]
+    takes = gen.generate(audio, GenerateSettings(takes=4, seed=5, fps=25.0))
+    onsets = [_blink_onsets(k.expression) for k in takes]
+    assert [k.blink_starts for k in takes] == [tuple(_blink_starts(k.expression)) for k in takes]
     seconds = len(audio) / 16000
     assert all(1 <= len(o) <= seconds for o in onsets), onsets  # 17 a minute on average for "talking"
     assert len({tuple(o) for o in onsets}) == 4, onsets  # each take blinks at its own frames
-    for e, _ in takes:  # both lids close together
+    for e in (k.expression for k in takes):  # both lids close together
         assert np.abs(e[:, CHANNEL_INDEX["eyeBlinkLeft"]] - e[:, CHANNEL_INDEX["eyeBlinkRight"]]).max() < 0.2
     # the blink is the same whatever the intensity; blinks=False leaves them out
-    soft = gen.generate(audio, n_takes=1, seed=5, fps=25.0, intensity=0.3)[0][0]
+    soft = gen.generate(audio, GenerateSettings(takes=1, seed=5, fps=25.0, intensity=0.3))[0].expression
     assert _blink_onsets(soft) == onsets[0]
-    other = gen.generate(np.tile(speech, 4)[::-1].copy(), n_takes=1, seed=5, fps=25.0)[0][0]
+    other = gen.generate(np.tile(speech, 4)[::-1].copy(), GenerateSettings(takes=1, seed=5, fps=25.0))[0].expression
     assert _blink_onsets(other) != onsets[0]  # another line with the same seed blinks at its own times
-    plain = gen.generate(audio, n_takes=1, seed=5, fps=25.0, blinks=False)[0][0]
+    plain = gen.generate(audio, GenerateSettings(takes=1, seed=5, fps=25.0, blinks=False))[0].expression
     assert _blink_onsets(plain) == [] and plain[:, CHANNEL_INDEX["eyeBlinkLeft"]].max() < 0.5
 
 
 def test_blinks_prefer_pauses():
-    from flowvq.fcg.blinks import blink_lids, pauses
+    from flowvq.generate.blinks import blink_lids, pauses
 
     rng = np.random.default_rng(0)
     tone = 0.3 * np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000).astype(np.float32)
@@ -113,8 +122,8 @@ def test_blinks_prefer_pauses():
 
 
 def test_emotions_change_the_face(gen, speech):
-    a = gen.generate(speech, emotion="happy", seed=0)[0][0]
-    b = gen.generate(speech, emotion="sad", seed=0)[0][0]
+    a = gen.generate(speech, GenerateSettings(emotion="happy", seed=0))[0].expression
+    b = gen.generate(speech, GenerateSettings(emotion="sad", seed=0))[0].expression
     assert np.abs(a.mean(0) - b.mean(0)).max() > 0.15  # measured 0.42
 
 
@@ -126,10 +135,10 @@ def test_lipsync_on_a_real_clip(gen):
 
     clip = next(c for c in find_clips(DATA, kinds=("video_with_audio",)) if c.name == "theresa_may_5s")
     gap = fill_nan(lip_gap(video_landmarks(clip.video)))
-    (flow, _), = gen.generate(clip.audio, n_takes=1, seed=0, fps=clip.fps, phone_guidance=0.0)
+    flow = gen.generate(clip.audio, GenerateSettings(takes=1, seed=0, fps=clip.fps, phone_guidance=0.0))[0].expression
     r_flow, _ = best_lag_corr(mouth_opening(flow), gap)
     assert r_flow > BAR_THERESA_MAY, r_flow
-    (guided, _), = gen.generate(clip.audio, n_takes=1, seed=0, fps=clip.fps)  # default phone guidance
+    guided = gen.generate(clip.audio, GenerateSettings(takes=1, seed=0, fps=clip.fps))[0].expression  # default phone guidance
     r_guided, _ = best_lag_corr(mouth_opening(guided), gap)
     assert r_guided > BAR_THERESA_MAY_GUIDED and r_guided > r_flow + 0.1, (r_flow, r_guided)
 
@@ -139,7 +148,7 @@ BAR_THERESA_MAY_GUIDED = 0.4  # phone guidance 0.7: measured 0.49
 
 
 def test_phone_guidance_blend_keeps_levels_and_other_channels():
-    from flowvq.fcg.phone_guide import GUIDED_INDEX, apply_guidance
+    from flowvq.generate.guidance import GUIDED_INDEX, apply_guidance
 
     rng = np.random.default_rng(0)
     takes = rng.uniform(0.2, 0.6, (2, 50, 64)).astype(np.float32)
@@ -155,46 +164,60 @@ def test_phone_guidance_blend_keeps_levels_and_other_channels():
 
 def test_phone_guidance_on_speech(gen, speech):
     """Recognised phones move the mouth channels only; takes stay reproducible and different."""
-    from flowvq.fcg.phone_guide import GUIDED_INDEX, phone_mouth, recognise_phones, to_pcm
+    from flowvq.generate.guidance import GUIDED_INDEX, phone_mouth
+    from flowvq.speech.align import recognise_phones, to_pcm
 
     phones = recognise_phones(to_pcm(speech))
     assert sum(1 for p, _, _ in phones if p.upper() not in ("SIL", "+NSN+", "+SPN+")) > 20, phones
-    plain = gen.generate(speech, n_takes=2, seed=4, phone_guidance=0.0)
-    guided = gen.generate(speech, n_takes=2, seed=4)
-    again = gen.generate(speech, n_takes=2, seed=4)
+    plain = gen.generate(speech, GenerateSettings(takes=2, seed=4, phone_guidance=0.0))
+    guided = gen.generate(speech, GenerateSettings(takes=2, seed=4))
+    again = gen.generate(speech, GenerateSettings(takes=2, seed=4))
     other = np.setdiff1d(np.arange(64), GUIDED_INDEX)
-    for (p, pp), (g, gp), (a, _) in zip(plain, guided, again):
+    assert all(k.guidance_applied == 0.7 and not k.guidance_note for k in guided)
+    assert all(k.guidance_applied == 0.0 for k in plain)
+    for (p, pp), (g, gp), a in ((( x.expression, x.pose), (y.expression, y.pose), z.expression)
+                                for x, y, z in zip(plain, guided, again)):
         np.testing.assert_array_equal(g, a)  # same seed, same take
         np.testing.assert_array_equal(g[:, other], p[:, other])  # only the mouth is guided
         np.testing.assert_array_equal(gp, pp)
         assert np.abs(g[:, GUIDED_INDEX] - p[:, GUIDED_INDEX]).max() > 0.05
-    assert np.linalg.norm(guided[0][0] - guided[1][0], axis=1).mean() > 0.02  # takes still differ
+    assert np.linalg.norm(guided[0].expression - guided[1].expression, axis=1).mean() > 0.02  # takes still differ
     # the guided mouth follows the phone model's mouth more closely than the flow's alone
-    target = mouth_opening(phone_mouth(phones, plain[0][0].shape[0], 25.0))
-    assert np.corrcoef(mouth_opening(guided[0][0]), target)[0, 1] > np.corrcoef(mouth_opening(plain[0][0]), target)[0, 1]
+    target = mouth_opening(phone_mouth(phones, plain[0].expression.shape[0], 25.0))
+    assert np.corrcoef(mouth_opening(guided[0].expression), target)[0, 1] > np.corrcoef(mouth_opening(plain[0].expression), target)[0, 1]
 
 
 def test_phone_guidance_falls_back_to_the_flow(gen, speech, monkeypatch):
-    """No helper (here: no interpreter to start it) costs the guidance, never the take."""
-    from flowvq.fcg import phone_guide
+    """No helper (here: no interpreter to start it) costs the guidance, never the take; the take says so."""
+    from flowvq.speech import recogniser
 
-    guide = phone_guide.PhoneGuide()
-    monkeypatch.setattr(phone_guide.sys, "executable", "/nonexistent/python")
-    assert guide.start(speech) is not None  # the failure shows when the future resolves
-    monkeypatch.setattr(gen, "guide", guide)
-    takes = gen.generate(speech, n_takes=1, seed=4)
-    plain = gen.generate(speech, n_takes=1, seed=4, phone_guidance=0.0)
-    np.testing.assert_array_equal(takes[0][0], plain[0][0])
-    assert guide.error and "unavailable" in guide.error and "unavailable" in gen.info["phone_guidance"]
+    rec = recogniser.PhoneRecogniser()
+    monkeypatch.setattr(recogniser.sys, "executable", "/nonexistent/python")
+    assert rec.start(speech) is not None  # the failure shows when the future resolves
+    monkeypatch.setattr(gen, "recogniser", rec)
+    takes = gen.generate(speech, GenerateSettings(takes=1, seed=4))
+    plain = gen.generate(speech, GenerateSettings(takes=1, seed=4, phone_guidance=0.0))
+    np.testing.assert_array_equal(takes[0].expression, plain[0].expression)
+    assert takes[0].settings.phone_guidance == 0.7  # asked for
+    assert takes[0].guidance_applied == 0.0 and "unavailable" in takes[0].guidance_note  # and what happened
+    assert rec.error and "unavailable" in rec.error and "unavailable" in gen.info["phone_guidance"]
     with pytest.raises(Exception, match="phone_guidance"):
-        gen.generate(speech, phone_guidance=2.0)
+        GenerateSettings(phone_guidance=2.0)
+
+
+def test_recognition_is_cached_per_line(gen, speech):
+    """Generate again on the same line: the phones come from the cache, not from a second recognition."""
+    first = gen.recogniser.start(speech)
+    first.result(timeout=120)
+    assert gen.recogniser.start(speech.copy()) is first  # same samples, another array: same future
+    assert gen.recogniser.start(speech[::-1].copy()) is not first
 
 
 def test_phone_helper_survives_a_bad_request():
     import struct
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "flowvq.fcg.phone_helper"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "flowvq.speech.recogniser_helper"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         for payload in (b"\x01\x02\x03", np.zeros(16000, "<i2").tobytes()):

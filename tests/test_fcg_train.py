@@ -10,12 +10,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from flowvq.dataset import DatasetWriter
+from flowvq.training.dataset import DatasetWriter
 from flowvq.errors import BadAudio, BadRequest, CheckpointError, NotImplementedYet
-from flowvq.fcg import load_generator
+from flowvq.generate import load_generator
+from flowvq_shared.protocol import ProtocolError
+from flowvq_shared.settings import GenerateSettings
 from flowvq.fcg.checkpoint import load_checkpoint
 from flowvq.fcg.model import FCGConfig
-from flowvq.fcg.train import TrainConfig, train
+from flowvq.training.fcg import TrainConfig, train
 from flowvq_shared.channels import CHANNEL_INDEX
 
 TINY = FCGConfig(steps=2, tau=3, hidden=16, heads=8, ffn=16, window=2, pose_hidden=8, pose_ffn=8, audio_dim=8,
@@ -68,24 +70,24 @@ def test_train_checkpoint_resume_and_generate(tiny_dataset, tmp_path):
     gen = load_generator(ckpt, device="cpu")
     assert gen.info["steps"] == 9 and gen.info["params"] > 0
     audio = sf.read(tiny_dataset / "audio" / "u0.wav", dtype="float32")[0]
-    takes = gen.generate(audio, emotion="happy", n_takes=3, seed=5, fps=30.0)
+    takes = gen.generate(audio, GenerateSettings(emotion="happy", takes=3, seed=5, fps=30.0))
     t_expected = int(np.ceil(len(audio) / 16000 * 30.0))
     assert len(takes) == 3
-    for e, p in takes:
+    for e, p in ((k.expression, k.pose) for k in takes):
         assert e.shape == (t_expected, 64) and p.shape == (t_expected, 6)
         assert e.dtype == np.float32 and np.isfinite(e).all() and np.isfinite(p).all()
-    again = gen.generate(audio, emotion="happy", n_takes=1, seed=5, fps=30.0)
-    np.testing.assert_allclose(again[0][0], takes[0][0], rtol=1e-4, atol=1e-5)
-    assert np.abs(takes[0][0] - takes[1][0]).mean() > 0
+    again = gen.generate(audio, GenerateSettings(emotion="happy", takes=1, seed=5, fps=30.0))
+    np.testing.assert_allclose(again[0].expression, takes[0].expression, rtol=1e-4, atol=1e-5)
+    assert np.abs(takes[0].expression - takes[1].expression).mean() > 0
     # emotion transfer and manifold projection run and keep the shapes
-    ref = takes[0][0][5]
-    tr = gen.generate(audio, emotion="happy", reference_expression=ref, seed=1, fps=25.0, manifold=True)
-    assert tr[0][0].shape == (int(np.ceil(len(audio) / 16000 * 25)), 64)
+    ref = takes[0].expression[5]
+    tr = gen.generate(audio, GenerateSettings(emotion="happy", seed=1, fps=25.0), reference_expression=ref, manifold=True)
+    assert tr[0].expression.shape == (int(np.ceil(len(audio) / 16000 * 25)), 64)
 
-    with pytest.raises(BadRequest, match="unknown emotion"):
-        gen.generate(audio, emotion="bored")
-    with pytest.raises(BadRequest, match="intensity"):
-        gen.generate(audio, intensity=5)
+    with pytest.raises(ProtocolError, match="unknown emotion"):
+        gen.generate(audio, GenerateSettings(emotion="bored"))
+    with pytest.raises(ProtocolError, match="intensity"):
+        gen.generate(audio, GenerateSettings(intensity=5))
     with pytest.raises(BadAudio):
         gen.generate(np.zeros(0, np.float32))
     with pytest.raises(BadRequest, match="reference_expression"):
@@ -139,7 +141,7 @@ def test_init_from_checkpoint_fine_tunes(tiny_dataset, tmp_path):
 
 
 def test_frequency_warp_moves_formants_along_the_mel_axis():
-    from flowvq.fcg.train import _warp_bands
+    from flowvq.training.fcg import _warp_bands
 
     bands = torch.arange(80.0)
     peak = torch.exp(-0.5 * ((bands - 40) / 2) ** 2).repeat(3, 16, 1)  # a "formant" at band 40

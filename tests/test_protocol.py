@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowvq_shared import messages as m
+from flowvq_shared.settings import PHONE_GUIDANCE
 from flowvq_shared import protocol as p
 
 
@@ -150,10 +151,13 @@ def test_request_validation_never_crashes(kind, fields):
 def test_generate_request_validation_messages():
     ok = m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", "emotion": "Happy",
                           "takes": 4, "seed": 7, "fps": 23.976})
-    assert ok.emotion == "happy" and ok.takes == 4 and ok.fps == pytest.approx(23.976) and ok.blinks
-    assert m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", "blinks": False}).blinks is False
-    assert ok.phone_guidance == m.PHONE_GUIDANCE
-    assert m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", "phone_guidance": 0}).phone_guidance == 0
+    s = ok.settings
+    assert s.emotion == "happy" and s.takes == 4 and s.fps == pytest.approx(23.976) and s.blinks
+    assert m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", "blinks": False}).settings.blinks is False
+    assert s.phone_guidance == PHONE_GUIDANCE
+    assert m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF",
+                            "phone_guidance": 0}).settings.phone_guidance == 0
+    assert m.parse_request(ok.to_wire()) == ok  # the wire form reads back as the same request
     cases = [({"emotion": "bored"}, "valid: neutral"), ({"takes": 0}, "takes"),
              ({"intensity": 5.0}, "intensity"), ({"fps": float("nan")}, "fps"),
              ({"takes": "3"}, "integer"), ({"audio": None}, "exactly one"), ({"blinks": 1}, "true or false"),

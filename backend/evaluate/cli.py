@@ -25,7 +25,7 @@ def run(args) -> int:
     import sys
 
     from ..errors import BadRequest
-    from ..fcg import load_generator
+    from ..generate import load_generator
     from .clips import default_data_root
     from .run import markdown, run_all
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flowvq_shared.settings import GenerateSettings
+
 from .clips import RealClip, default_data_root, find_clips, load_emotion_videos
 from .landmarks import video_landmarks
 from .lipsync import best_lag_corr, ceiling, lag_profile, loudness_curve, phone_curve, recognise_and_align
@@ -64,32 +66,32 @@ def blink_frames(expression: np.ndarray, threshold: float = 0.5) -> list[int]:
 def evaluate_clip(gen, clip: RealClip, seed: int, n_takes: int, emotion: str = "talking") -> ClipResult:
     truth = real_truth(clip)
     gap = truth["gap"]
-    takes = gen.generate(clip.audio, emotion=emotion, n_takes=n_takes, seed=seed, fps=clip.fps)
+    takes = gen.generate(clip.audio, GenerateSettings(emotion=emotion, takes=n_takes, seed=seed, fps=clip.fps))
     rs, lags = [], []
-    for exp, _ in takes:
+    for exp in (t.expression for t in takes):
         r, lag = best_lag_corr(mouth_opening(exp), gap)
         rs.append(r)
         lags.append(lag)
-    exps = [e for e, _ in takes]
+    exps = [t.expression for t in takes]
     dists = [float(np.linalg.norm(a - b, axis=1).mean()) for a, b in itertools.combinations(exps, 2)]
-    pose_std = float(np.degrees(np.mean([p[:, :3].std(0).mean() for _, p in takes])))
+    pose_std = float(np.degrees(np.mean([p[:, :3].std(0).mean() for p in (t.pose for t in takes)])))
     real_std = (float(np.degrees(clip.basel_pose[:, :3].std(0).mean())) if clip.basel_pose is not None else None)
     prof = lag_profile(mouth_opening(exps[0]), gap, 6)
-    flow = gen.generate(clip.audio, emotion=emotion, n_takes=1, seed=seed, fps=clip.fps, phone_guidance=0.0)
+    flow = gen.generate(clip.audio, GenerateSettings(emotion=emotion, takes=1, seed=seed, fps=clip.fps, phone_guidance=0.0))
     return ClipResult(clip.name, clip.kind, clip.fps, len(gap), rs, lags, truth["loud"], truth["phone"],
                       truth["ceiling"], prof, float(np.mean(dists)) if dists else 0.0,
                       [blink_frames(e) for e in exps], pose_std, real_std,
-                      best_lag_corr(mouth_opening(flow[0][0]), gap))
+                      best_lag_corr(mouth_opening(flow[0].expression), gap))
 
 
 def reproducibility(gen, clip: RealClip, seed: int) -> dict:
     """Same seed twice -> identical takes; take 0 of a batch of 2 == take 0 generated alone."""
     audio = clip.audio[: 16000 * 4]
-    a = gen.generate(audio, n_takes=2, seed=seed, fps=clip.fps)
-    b = gen.generate(audio, n_takes=2, seed=seed, fps=clip.fps)
-    alone = gen.generate(audio, n_takes=1, seed=seed, fps=clip.fps)
-    return {"same_seed_max_abs": float(max(np.abs(x[0] - y[0]).max() for x, y in zip(a, b))),
-            "batch_vs_alone_max_abs": float(np.abs(a[0][0] - alone[0][0]).max())}
+    a = gen.generate(audio, GenerateSettings(takes=2, seed=seed, fps=clip.fps))
+    b = gen.generate(audio, GenerateSettings(takes=2, seed=seed, fps=clip.fps))
+    alone = gen.generate(audio, GenerateSettings(takes=1, seed=seed, fps=clip.fps))
+    return {"same_seed_max_abs": float(max(np.abs(x.expression - y.expression).max() for x, y in zip(a, b))),
+            "batch_vs_alone_max_abs": float(np.abs(a[0].expression - alone[0].expression).max())}
 
 
 def evaluate_emotions(gen, clips: list[RealClip], data_root: Path, seeds=(0, 1), log=print) -> dict:
@@ -109,7 +111,8 @@ def evaluate_emotions(gen, clips: list[RealClip], data_root: Path, seeds=(0, 1),
     for emo in classes:
         for clip in clips:
             audio = clip.audio[: 16000 * 8]
-            for exp, _ in gen.generate(audio, emotion=emo, n_takes=len(seeds), seed=seeds[0], fps=25.0):
+            for exp in (t.expression for t in gen.generate(
+                    audio, GenerateSettings(emotion=emo, takes=len(seeds), seed=seeds[0], fps=25.0))):
                 true.append(emo)
                 pred.append(clf.predict_take(exp, 25.0))
     m = confusion(true, pred, classes)
@@ -131,8 +134,8 @@ def _offset_measure(gen, clips, curves, seeds) -> dict:
     true, pred = [], []
     for clip in clips:
         audio = clip.audio[: 16000 * 8]
-        mean = {e: np.mean([x.mean(0) for x, _ in gen.generate(audio, emotion=e, n_takes=len(seeds), seed=seeds[0],
-                                                                 fps=25.0)], 0)
+        mean = {e: np.mean([t.expression.mean(0) for t in gen.generate(
+                    audio, GenerateSettings(emotion=e, takes=len(seeds), seed=seeds[0], fps=25.0))], 0)
                 for e in ["neutral", *classes]}
         for e in classes:
             true.append(e)
@@ -148,7 +151,7 @@ def evaluate_emotions_corpus(gen, clips: list[RealClip], corpus: Path, per_class
     emotions it was taught apart, not whether a real face would read as that emotion."""
     from flowvq_shared.channels import EMOTIONS
 
-    from ..dataset import Dataset
+    from ..training.dataset import Dataset
     from .emotion import EmotionClassifier, confusion
 
     ds = Dataset.open(corpus)
@@ -167,8 +170,8 @@ def evaluate_emotions_corpus(gen, clips: list[RealClip], corpus: Path, per_class
     true, pred = [], []
     for emo in classes:
         for clip in clips:
-            for exp, _ in gen.generate(clip.audio[: 16000 * 8], emotion=emo, n_takes=len(seeds), seed=seeds[0],
-                                       fps=ds.fps):
+            for exp in (t.expression for t in gen.generate(
+                    clip.audio[: 16000 * 8], GenerateSettings(emotion=emo, takes=len(seeds), seed=seeds[0], fps=ds.fps))):
                 true.append(emo)
                 pred.append(clf.predict_take(exp, ds.fps))
     m = confusion(true, pred, classes)

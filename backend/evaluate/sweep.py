@@ -8,7 +8,9 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from ..fcg import load_generator
+    from flowvq_shared.settings import GenerateSettings
+
+    from ..generate import load_generator
     from .clips import find_clips
     from .landmarks import video_landmarks
     from .lipsync import best_lag_corr
@@ -20,7 +22,7 @@ def main(argv=None) -> int:
     clips = find_clips()
     gaps = {c.name: fill_nan(lip_gap(video_landmarks(c.video))) for c in clips}
     for temp in temps:
-        rs = [best_lag_corr(mouth_opening(gen.generate(c.audio, fps=c.fps, seed=0, temperature=temp)[0][0]),
+        rs = [best_lag_corr(mouth_opening(gen.generate(c.audio, GenerateSettings(fps=c.fps, seed=0, temperature=temp))[0].expression),
                             gaps[c.name])[0] for c in clips]
         print(f"temperature {temp} (prior scale {temp * gen.model.cfg.sampling_scale:.2f}): median r "
               f"{np.median(rs):.3f}, min {np.min(rs):.3f}, per clip {np.round(rs, 3).tolist()}", flush=True)

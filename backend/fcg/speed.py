@@ -1,5 +1,5 @@
-"""`python -m flowvq.fcg.speed [CKPT]`: seconds per take for 10 s of audio at 25 fps (median of 3 after
-a warm-up), 1 and 4 takes; the number docs/fcg.md reports (`flowvq bench` is the product's bench)."""
+"""`python -m flowvq.fcg.speed [CKPT] [DEVICE]`: seconds per take for 10 s of audio at 25 fps (median of 3
+after a warm-up), 1 and 4 takes, flow only (no phone guidance). `flowvq bench` is the product's bench."""
 from __future__ import annotations
 
 import sys
@@ -9,7 +9,9 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from . import load_generator
+    from flowvq_shared.settings import GenerateSettings
+
+    from ..generate import load_generator
 
     argv = sys.argv[1:] if argv is None else argv
     gen = load_generator(argv[0] if argv else None, device=argv[1] if len(argv) > 1 else "cpu")
@@ -19,7 +21,7 @@ def main(argv=None) -> int:
         ts = []
         for _ in range(3):
             t = time.perf_counter()
-            gen.generate(audio, n_takes=n, seed=1, fps=25.0)
+            gen.generate(audio, GenerateSettings(takes=n, seed=1, fps=25.0, phone_guidance=0.0))
             ts.append(time.perf_counter() - t)
         print(f"10 s audio, {n} take(s) at 25 fps: median {np.median(ts):.2f} s (runs {np.round(ts, 2).tolist()})")
     return 0

@@ -1,4 +1,4 @@
-"""Generator: audio + GenerateSettings -> Takes. The FCG samples; post-sampling stages shape the takes.
+r"""Generator: audio + GenerateSettings -> Takes. The FCG samples; post-sampling stages shape the takes.
 
     audio (16 kHz) --features--> mel windows --FCG sampler--> expression, pose   (fcg/)
                 \--PhoneRecogniser (helper process, cached)--> phones         (speech/)
