@@ -66,7 +66,7 @@ def renderer(portrait):
 
 
 def _take(n=10, jaw=0.6):
-    from flowvq.takes import Take
+    from flowvq_shared.takes import Take
 
     t = np.arange(n) / 25.0
     exp = np.zeros((n, 64), np.float32)
