@@ -26,6 +26,7 @@ PLUGIN_MODULES = (
     "flowvq.training.corpus.cli",  # corpus build, dataset build
     "flowvq.evaluate.cli",    # eval
     "flowvq.bench",           # bench
+    "flowvq.batch.cli",       # batch (Ray)
 )
 TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
 
