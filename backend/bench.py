@@ -5,9 +5,11 @@ on. A part whose model is not built is reported as such, not skipped silently.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +24,9 @@ def register(sub) -> None:
                    help="measure only these parts (repeatable)")
     p.add_argument("--write", default=str(DOC), help="markdown file to update ('' = don't)")
     p.add_argument("--json", help="also write the raw numbers as JSON here")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="run N busy loops (`yes > /dev/null`) during the measurement: an animator's "
+                        "machine with Blender playing back")
     p.set_defaults(func=run)
 
 
@@ -74,21 +79,49 @@ def speech_like(seconds: float, seed: int = 0):
 
 
 def bench_fcg(device: str, repeats: int) -> list[dict]:
+    """Takes with the default settings (phone guidance and blinks on). "again" = Generate pressed again
+    on the same line (the recognised phones come from the cache); "new line" = audio never heard before
+    (recognition runs beside the sampling); "flow only" = phone guidance 0."""
+    import numpy as np
+
+    from flowvq_shared.settings import GenerateSettings
+
     from .jobs import Models
 
     gen = Models(device=device).generator()
     rows = []
-    cases = [(10.0, 1), (10.0, 4)]
+    cases = [(10.0, 1, "again"), (10.0, 4, "again"), (10.0, 1, "new line"), (10.0, 1, "flow only")]
     if device.startswith("cuda"):
-        cases.append((60.0, 16))
-    for seconds, takes in cases:
+        cases.append((60.0, 16, "again"))
+    for seconds, takes, kind in cases:
         audio = speech_like(seconds)
-        med, times = _timed(lambda: gen.generate(audio, emotion="happy", n_takes=takes, seed=1,
-                                                 fps=25.0), repeats)
-        rows.append({"job": f"FCG: {takes} take(s) of {seconds:g} s at 25 fps", "device": device,
-                     "median_s": med, "runs": len(times),
-                     "realtime_factor": seconds * takes / med})
+        settings = GenerateSettings(emotion="happy", takes=takes, seed=1, fps=25.0,
+                                    phone_guidance=0.0 if kind == "flow only" else GenerateSettings().phone_guidance)
+        fresh = iter(range(1, 1000))
+        # a new line: the same speech shifted by a few samples, so no cached recognition applies
+        pick = (lambda: audio) if kind != "new line" else (lambda: np.roll(audio, 7 * next(fresh)))
+        stages: dict[str, float] = {}
+        med, times = _timed(lambda: gen.generate(pick(), settings, progress=_stage_clock(stages)), repeats)
+        rows.append({"job": f"FCG: {takes} take(s) of {seconds:g} s at 25 fps, {kind}", "device": device,
+                     "median_s": med, "runs": len(times), "realtime_factor": seconds * takes / med,
+                     "stages": {k: v / (repeats + 1) for k, v in stages.items()}})
     return rows
+
+
+def _stage_clock(stages: dict):
+    """A progress callback that adds the wall time spent in each stage (features, sampling, after)."""
+    state = {"stage": None, "t": time.perf_counter()}
+
+    def progress(_f: float, stage: str) -> None:
+        now = time.perf_counter()
+        if state["stage"] is not None:
+            stages[state["stage"]] = stages.get(state["stage"], 0.0) + now - state["t"]
+        state["stage"] = {"sampling": "sampling (flows)", "done": None}.get(stage, "features, recognition start")
+        if stage == "sampling" and _f >= 1.0:
+            state["stage"] = "guidance wait, intensity, blinks"
+        state["t"] = now
+
+    return progress
 
 
 def bench_plates(device: str, repeats: int) -> list[dict]:
@@ -145,40 +178,64 @@ def run(args) -> int:
     parts = args.only or ["fcg", "plates"]
     rows: list[dict] = []
     notes: list[str] = []
-    for part, fn in (("fcg", bench_fcg), ("plates", bench_plates)):
-        if part not in parts:
-            continue
-        try:
-            rows += fn(device, args.repeats)
-        except ImportError as e:
-            notes.append(f"{part}: not built yet ({e})")
-        except Exception as e:  # noqa: BLE001 - a benchmark reports what failed and goes on
-            notes.append(f"{part}: {type(e).__name__}: {getattr(e, 'message', e)}")
-    desc = machine(device)
+    with busy_loops(args.busy):
+        for part, fn in (("fcg", bench_fcg), ("plates", bench_plates)):
+            if part not in parts:
+                continue
+            try:
+                rows += fn(device, args.repeats)
+            except ImportError as e:
+                notes.append(f"{part}: not built yet ({e})")
+            except Exception as e:  # noqa: BLE001 - a benchmark reports what failed and goes on
+                notes.append(f"{part}: {type(e).__name__}: {getattr(e, 'message', e)}")
+    desc = machine(device) + (f", with {args.busy} busy loops (`yes > /dev/null`) running" if args.busy else "")
     print(f"machine: {desc}")
     for r in rows:
         extra = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if k in ("realtime_factor", "fps"))
         print(f"{r['job']:<50} {r['median_s']:8.3f} s  ({extra})")
+        if r.get("stages"):
+            print("    per run: " + ", ".join(f"{k} {v:.3f} s" for k, v in r["stages"].items()))
     for n in notes:
         print(f"not measured: {n}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": desc, "rows": rows, "notes": notes},
                                               indent=2))
     if args.write:
-        _write_doc(Path(args.write), desc, device, rows, notes)
+        key = "+".join(sorted(parts)) + (f"+busy{args.busy}" if args.busy else "") if args.only or args.busy else ""
+        cmd = "flowvq bench --device " + device + "".join(f" --only {p}" for p in (args.only or [])) + (
+            f" --busy {args.busy}" if args.busy else "")
+        _write_doc(Path(args.write), desc, device, rows, notes, key, cmd)
     return 0
 
 
-def _write_doc(path: Path, desc: str, device: str, rows: list[dict], notes: list[str]) -> None:
-    """Replace this device's section of the benchmark page, keeping the others."""
-    begin, end = f"<!-- bench:{device}:begin -->", f"<!-- bench:{device}:end -->"
-    lines = [begin, f"### {device}: {desc}", "",
-             f"Measured {time.strftime('%Y-%m-%d')} with `flowvq bench --device {device}`.", "",
+@contextlib.contextmanager
+def busy_loops(n: int):
+    """n CPU-bound processes for the duration of the block (killed on exit, whatever happens)."""
+    procs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(max(0, n))]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _write_doc(path: Path, desc: str, device: str, rows: list[dict], notes: list[str], section_key: str = "",
+               command: str = "") -> None:
+    """Replace this device's (and load's) section of the benchmark page, keeping the others."""
+    key = device + (f":{section_key}" if section_key else "")
+    begin, end = f"<!-- bench:{key}:begin -->", f"<!-- bench:{key}:end -->"
+    lines = [begin, f"### {key}: {desc}", "",
+             f"Measured {time.strftime('%Y-%m-%d')} with `{command or f'flowvq bench --device {device}'}`.", "",
              "| job | median time | speed |", "|---|---|---|"]
     for r in rows:
         speed = (f"{r['realtime_factor']:.1f}x real time" if "realtime_factor" in r
                  else f"{r['fps']:.1f} frames/s")
         lines.append(f"| {r['job']} | {r['median_s']:.3f} s ({r['runs']} runs) | {speed} |")
+    staged = [r for r in rows if r.get("stages")]
+    if staged:
+        lines += ["", "Where the time goes (wall seconds per run, from the generator's progress stages):", ""]
+        lines += [f"- {r['job']}: " + ", ".join(f"{k} {v:.3f} s" for k, v in r["stages"].items()) for r in staged]
     for n in notes:
         lines.append(f"\nNot measured: {n}")
     lines.append(end)

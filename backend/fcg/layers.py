@@ -103,7 +103,7 @@ class TransformerLayer(nn.Module):
         arithmetic here: a traced frame step would replay it as extra ops on every call."""
         q, k, v = self.qkv(self.norm1(x)).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
         if last_only:
-            q, x = q[:, :, -1:], x[:, -1:]
+            q, x = q.narrow(2, -1, 1), x.narrow(1, -1, 1)  # narrow: one op where [:, -1:] is two
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(a.transpose(1, 2).flatten(2))
         return x + self.ff2(F.gelu(self.ff1(self.norm2(x))))
@@ -143,11 +143,11 @@ class TransformerConditioner(nn.Module):
         """The same map with the context's projections given: the sampler computes the frame part for
         all frames at once and keeps the previous frames' tokens in a rolling buffer."""
         cur = self.in_h(h1) + frame_token
-        tokens = torch.cat([prev_tokens, cur[:, None, :]], dim=1) + self.pos
+        tokens = torch.cat([prev_tokens, cur.unsqueeze(1)], dim=1) + self.pos
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             tokens = layer(tokens, self.mask_last if i == last else self.mask, last_only=i == last)
-        t, s = self.out(self.norm(tokens[:, -1])).chunk(2, dim=-1)
+        t, s = self.out(self.norm(tokens.select(1, -1))).chunk(2, dim=-1)
         return t, s
 
 
@@ -158,6 +158,7 @@ class AffineCoupling(nn.Module):
                  window: int, scale_clamp: float = 2.0):
         super().__init__()
         self.half = dim // 2
+        self.sizes = [self.half, dim - self.half]  # a constant: shape arithmetic would be traced as ops
         self.clamp = scale_clamp
         self.net = TransformerConditioner(self.half, dim - self.half, frame_dim, dim, tau, hidden, heads,
                                           layers, ffn, window)
@@ -167,7 +168,7 @@ class AffineCoupling(nn.Module):
         return t, self.clamp * torch.tanh(raw / self.clamp)
 
     def inverse_from_tokens(self, y, frame_token, prev_tokens):
-        h1, h2 = y[:, :self.half], y[:, self.half:]
+        h1, h2 = y.split(self.sizes, dim=1)  # one op per frame step where slicing takes four
         t, raw = self.net.from_tokens(h1, frame_token, prev_tokens)
         return torch.cat([h1, h2 * torch.exp(-self.clamp * torch.tanh(raw / self.clamp)) - t], dim=-1)
 
