@@ -66,6 +66,7 @@ def renderer(portrait):
 
 
 def _take(n=10, jaw=0.6):
+    from flowvq_shared.settings import GenerateSettings
     from flowvq_shared.takes import Take
 
     t = np.arange(n) / 25.0
@@ -73,7 +74,7 @@ def _take(n=10, jaw=0.6):
     exp[:, CHANNEL_INDEX["jawOpen"]] = jaw * np.sin(np.pi * np.arange(n) / max(n - 1, 1))
     pose = np.zeros((n, 6), np.float32)
     pose[:, 1] = 0.05 * np.sin(2 * np.pi * t)
-    return Take(exp, pose, fps=25.0, emotion="happy", seed=7)
+    return Take(expression=exp, pose=pose, settings=GenerateSettings(fps=25.0, emotion="happy", seed=7))
 
 
 def test_zero_take_renders_the_portrait(renderer, portrait):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..timeline import frame_count  # the one frame-count rule (ceil)
+
 SAMPLE_RATE = 16000
 
 
@@ -98,9 +100,6 @@ def cmvn(logmel: torch.Tensor) -> torch.Tensor:
     return (logmel - mean) / std
 
 
-def frame_count(n_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
-    """Output frames for an audio clip: ceil(duration * fps), so the last partial frame is kept."""
-    return max(1, int(math.ceil(n_samples / sample_rate * fps - 1e-9)))
 
 
 def mel_windows(logmel: torch.Tensor, n_frames: int, fps: float, cfg: FeatureConfig = FeatureConfig(),

@@ -23,10 +23,11 @@ from flowvq_shared.takes import Take
 
 from ..errors import BadAudio, BadRequest, NotImplementedYet
 from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from ..fcg.features import SAMPLE_RATE, frame_count, mel_windows
+from ..fcg.features import SAMPLE_RATE, mel_windows
 from ..fcg.model import FCGModel
 from ..fcg.sampler import torch_threads
 from ..speech.recogniser import PhoneRecogniser
+from ..timeline import frame_count
 from .blinks import LID_CHANNELS, take_lids
 from .guidance import guide
 

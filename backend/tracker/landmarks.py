@@ -1,22 +1,15 @@
 """Face detection + 68 landmarks with dlib (weights ship in face-recognition-models; nothing downloads)."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-
-@functools.lru_cache(maxsize=1)
-def _dlib():
-    import dlib
-    import face_recognition_models
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+from .dlib_models import dlib_models
 
 
 def detect_landmarks(rgb: np.ndarray, upsample: int = 0) -> tuple[np.ndarray | None, int, float]:
     """(68,2) landmarks of the largest face (or None), the number of faces, and the detector score."""
-    detector, predictor = _dlib()
+    models = dlib_models()
+    detector, predictor = models.detector, models.predictor
     img = np.ascontiguousarray(rgb)
     rects, scores, _ = detector.run(img, upsample, 0.0)
     if len(rects) == 0 and upsample == 0 and max(img.shape[:2]) < 400:
