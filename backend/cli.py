@@ -45,7 +45,7 @@ def _cmd_serve(args) -> int:
         raise FlowVQError(f"binding {host} serves other machines: pass --lan (with a token)")
     cfg = ServerConfig(host=host, port=args.port, lan=args.lan, token=token,
                        max_frame=args.max_frame_mb * 1024 * 1024, zeroconf=not args.no_zeroconf,
-                       fcg_checkpoint=args.checkpoint, device=args.device)
+                       fcg_checkpoint=args.checkpoint, device=args.device, warm=not args.no_warm)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     run(cfg)
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-zeroconf", action="store_true", help="do not announce over zeroconf")
     s.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
     s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--no-warm", action="store_true",
+                   help="do not load the FCG in the background at start (the first generate does)")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=_cmd_serve)
 

@@ -5,6 +5,12 @@ thread (one GPU/CPU, jobs serialised) and reports progress back through the loop
 error closes only its own connection; a bad message gets an `error` and the connection stays.
 A client that disconnects cancels its jobs. Nothing here opens a path a client sent: audio and
 images travel as bytes.
+
+Starts cold: nothing heavy (torch, librosa, cv2, dlib) is imported before `listening on`, and the
+greeting is built from what is known at that moment. A background thread then detects the device
+(importing torch) and warms the FCG (`--no-warm` leaves it to the first generate); `hello` lists
+what is still loading, and a generate that arrives meanwhile waits with `progress` messages
+("loading the FCG") instead of failing.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +43,9 @@ log = logging.getLogger("flowvq.server")
 SERVICE_TYPE = "_flowvq._tcp.local."
 SERVER_NAME = f"flowvq {__version__}"
 REQUEST_TYPES = ("generate", "track", "render", "face_model")
+# the shipped checkpoint, found without importing flowvq.fcg (which imports torch)
+DEFAULT_FCG_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "fcg_default.pt"
+WAIT_REPORT_S = 0.5  # how often a request waiting for a model load says so
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class ServerConfig:
     fcg_checkpoint: str | None = None
     device: str | None = None
     idle_timeout: float = 3600.0  # seconds a connection may stay silent
+    warm: bool = True  # load the FCG in the background right after `listening on`
 
 
 @dataclass
@@ -123,6 +134,9 @@ class Server:
         self._zeroconf = None
         self.port = 0
         self.status = self._probe_models()
+        self.device_name: str | None = None  # known once the warm-up thread has imported torch
+        self._warm_thread: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # ------------------------------------------------------------------ capabilities
 
@@ -136,20 +150,25 @@ class Server:
             ok = importlib.util.find_spec(module) is not None
             status[kind] = None if ok else f"{module} is not built yet"
         if status["generate"] is None:
-            from .fcg.checkpoint import DEFAULT_CHECKPOINT
-
-            ckpt = Path(self.config.fcg_checkpoint or DEFAULT_CHECKPOINT)
+            ckpt = Path(self.config.fcg_checkpoint or DEFAULT_FCG_CHECKPOINT)
             if not ckpt.is_file():
                 status["generate"] = f"no trained FCG checkpoint at {ckpt}"
         return status
 
-    def hello(self) -> dict:
-        import torch
+    def loading(self) -> list[str]:
+        """What is still loading: "torch" (device detection), "fcg", "face_model:NAME"."""
+        out = list(self.models.loading())
+        if self.device_name is None and self._warm_thread is not None \
+                and self._warm_thread.is_alive():
+            out.insert(0, "torch")
+        return out
 
-        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
-        models = {"fcg": {"checkpoint": str(self.config.fcg_checkpoint or "default")}}
+    def hello(self) -> dict:
+        """The greeting, built from what is known now: never imports or loads anything."""
+        device_name = self.device_name or self.config.device or "detecting"
         gen = self.models.generator_loaded
+        models = {"fcg": {"checkpoint": str(self.config.fcg_checkpoint or "default"),
+                          "loaded": gen is not None}}
         if gen is not None:
             models["fcg"].update(gen.info)
         return {
@@ -157,9 +176,51 @@ class Server:
             "capabilities": [k for k, why in self.status.items() if why is None]
             + ["cancel", "shutdown", "ping"],
             "not_implemented": {k: why for k, why in self.status.items() if why is not None},
-            "models": models, "device": device_name, "auth_required": self.auth_required,
-            "max_frame": self.config.max_frame,
+            "models": models, "loading": self.loading(), "device": device_name,
+            "auth_required": self.auth_required, "max_frame": self.config.max_frame,
         }
+
+    # ------------------------------------------------------------------ warm-up
+
+    def start_warming(self) -> None:
+        """Detect the device and (unless --no-warm) load the FCG on a background thread."""
+        if self._warm_thread is None:
+            self._warm_thread = threading.Thread(target=self._warm, name="flowvq-warm", daemon=True)
+            self._warm_thread.start()
+
+    def _warm(self) -> None:
+        try:
+            import torch
+
+            device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            if device.startswith("cuda") and torch.cuda.is_available():
+                self.device_name = torch.cuda.get_device_name(torch.device(device).index or 0)
+            else:
+                self.device_name = device
+        except Exception as e:  # noqa: BLE001 - a broken torch is reported, not fatal here
+            log.warning("device detection failed: %s", e)
+            self.device_name = f"unknown ({type(e).__name__})"
+        if not self.config.warm or self._closing.is_set() or self.status.get("generate"):
+            return
+        t0 = time.monotonic()
+        try:
+            self.models.generator()
+            log.info("FCG loaded in %.1f s", time.monotonic() - t0)
+        except FlowVQError as e:  # the first generate gets the same error, as a reply
+            log.warning("FCG not loaded: %s", e.message)
+        except Exception:  # noqa: BLE001
+            log.exception("loading the FCG failed")
+
+    def _wait_for_generator(self, progress) -> None:
+        """A generate arriving while the FCG loads waits, saying so (and can be cancelled)."""
+        if self.models.generator_loaded is not None:
+            return
+        t0 = time.monotonic()
+        progress(0.0, "loading the FCG")
+        while "fcg" in self.models.loading():
+            time.sleep(WAIT_REPORT_S)
+            progress(0.0, f"loading the FCG ({time.monotonic() - t0:.0f} s)")
+        self.models.generator()  # loads it here when nothing else was (--no-warm)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,6 +245,7 @@ class Server:
             self._stopped.set()
 
     async def close(self) -> None:
+        self._closing.set()
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):
@@ -239,6 +301,8 @@ class Server:
                 except (p.ConnectionClosed, ConnectionError, asyncio.TimeoutError):
                     break
                 await self._dispatch(conn, msg)
+        except asyncio.CancelledError:
+            pass  # the server is stopping (a cancelled handler would be logged as an error)
         except Exception:  # a bug must not take the server down with it
             log.exception("connection %s failed", conn.peer)
             await conn.send(p.error(p.INTERNAL, "internal server error; see the server log"))
@@ -363,6 +427,7 @@ class Server:
             audio = from_samples(req.samples, req.sample_rate, label="the audio")
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
+        self._wait_for_generator(progress)
         takes = jobs.generate(self.models, audio, req.settings, reference, progress, job.cancel)
         return {
             "type": "result", "id": job.id, "request": "generate", "settings": req.settings.to_wire(),
@@ -452,13 +517,22 @@ def new_token() -> str:
 def run(config: ServerConfig, announce=print) -> None:
     """Serve until a shutdown request or Ctrl-C."""
 
+    server: Server | None = None
+
     async def main() -> None:
+        nonlocal server
         server = Server(config)
         port = await server.start()
         announce(f"listening on {config.host}:{port}", flush=True)
+        server.start_warming()
         await server.serve_until_stopped()
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    finally:
+        if server is not None and server._warm_thread is not None:
+            server._closing.set()
+            # an import or a load cut off by the interpreter's exit can crash it: let it finish
+            server._warm_thread.join(30)

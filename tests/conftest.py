@@ -5,6 +5,8 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -24,20 +26,46 @@ def shared_data(*parts: str) -> Path:
 
 
 class BackendProcess:
-    """`flowvq serve --port 0` as a subprocess; the port comes from its first stdout line."""
+    """`flowvq serve --port 0` as a subprocess; the port comes from its `listening on` line.
+
+    Bounded for a loaded 2-core box: the start may take START_TIMEOUT_S (the line itself comes
+    before any heavy import); the server's log goes to a temporary file, never to an unread pipe
+    that could fill up and block it.
+    """
+
+    START_TIMEOUT_S = 90
 
     def __init__(self, *extra: str):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen([FLOWVQ, "serve", "--port", "0", *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)  # never wait forever
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if not line.startswith("listening on "):
+                                     stdout=subprocess.PIPE, stderr=self.log, env=env)
+        line = self._read_listening_line()
+        if line is None:
             self.proc.kill()
-            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
+            self.proc.wait(10)
+            raise RuntimeError(f"server did not start: {self.stderr_text()[-2000:]}")
         self.host, port = line[len("listening on "):].rsplit(":", 1)
         self.port = int(port)
+
+    def _read_listening_line(self) -> str | None:
+        fd, buf = self.proc.stdout.fileno(), b""
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break  # the server exited
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines(keepends=True):
+                if line.startswith("listening on ") and line.endswith("\n"):
+                    return line.strip()
+        return None
+
+    def stderr_text(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
 
     def alive(self) -> bool:
         return self.proc.poll() is None

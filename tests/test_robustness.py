@@ -46,7 +46,7 @@ def test_cancel_mid_generate(backend, speech_wav):
         while (reply := c.recv())["type"] == "progress":
             pass
         assert reply["type"] == "error" and reply["code"] == "cancelled", reply
-        assert time.time() - t0 < 5
+        assert time.time() - t0 < 10  # one sampling step of 64 takes, on 2 loaded cores
         reply, _ = c.request({"type": "generate", "id": "next", "audio": speech_wav.read_bytes()})
         assert reply["type"] == "result" and len(reply["takes"]) == 1
 
