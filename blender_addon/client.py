@@ -22,6 +22,13 @@ from ._shared import protocol
 CLIENT_NAME = "flowvq-blender 0.1.0"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 47650  # `flowvq serve`'s default
+# Three separate waits. Connecting is quick or refused on any machine; a backend that accepted
+# but has not greeted yet is starting (importing torch, loading models) or busy, so it gets a
+# generous wait; a job may be silent for minutes while the backend works.
+CONNECT_TIMEOUT = 3.0
+GREETING_TIMEOUT = 60.0
+IDLE_TIMEOUT = 300.0
+STARTING = "starting"  # error code: accepted the connection, no greeting yet
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,10 @@ class BackendError(Exception):
 
 # ---------------------------------------------------------------------------- connection
 
-def _connect(endpoint: Endpoint, timeout: float) -> tuple[socket.socket, ServerInfo]:
-    """Open a connection, read the greeting and (always) answer with our hello."""
+def _connect(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT,
+             greeting_timeout: float = GREETING_TIMEOUT) -> tuple[socket.socket, ServerInfo]:
+    """Open a connection (within `timeout`), read the greeting and answer with our hello
+    (within `greeting_timeout`: a starting or busy backend accepts before it greets)."""
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
     except ConnectionRefusedError:
@@ -115,7 +124,7 @@ def _connect(endpoint: Endpoint, timeout: float) -> tuple[socket.socket, ServerI
     except OSError as e:
         raise BackendError("unreachable", f"cannot reach {endpoint}: {e.strerror or e}") from None
     try:
-        sock.settimeout(timeout)
+        sock.settimeout(greeting_timeout)
         greeting = protocol.recv_frame(sock)
         if greeting.get("type") != "hello":
             raise BackendError("bad_frame", f"{endpoint} is not a FlowVQ backend "
@@ -139,8 +148,9 @@ def _connect(endpoint: Endpoint, timeout: float) -> tuple[socket.socket, ServerI
         raise
     except socket.timeout:
         sock.close()
-        raise BackendError("timeout", f"{endpoint} accepted the connection but sent no greeting "
-                           f"within {timeout:g} s") from None
+        raise BackendError(STARTING, f"{endpoint} accepted the connection but sent no greeting "
+                           f"within {greeting_timeout:g} s (backend starting or busy; if it "
+                           "stays so, another program may use that port)") from None
     except (protocol.ConnectionClosed, OSError) as e:
         sock.close()
         raise BackendError("disconnected", f"{endpoint} closed the connection during the "
@@ -150,9 +160,10 @@ def _connect(endpoint: Endpoint, timeout: float) -> tuple[socket.socket, ServerI
         raise BackendError(e.code, f"{endpoint} sent a malformed greeting: {e.message}") from None
 
 
-def probe(endpoint: Endpoint, timeout: float = 2.0) -> ServerInfo:
+def probe(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT,
+          greeting_timeout: float = GREETING_TIMEOUT) -> ServerInfo:
     """Connect, read the greeting, disconnect. Blocking: call it off the main thread in the UI."""
-    sock, info = _connect(endpoint, timeout)
+    sock, info = _connect(endpoint, timeout, greeting_timeout)
     sock.close()
     return info
 
@@ -163,14 +174,17 @@ _ids = itertools.count(1)
 class Job:
     """One request on a worker thread. The main thread only calls start/cancel/poll/wait."""
 
-    def __init__(self, endpoint: Endpoint, request: dict, *, connect_timeout: float = 3.0,
-                 idle_timeout: float = 300.0, cancel_grace: float = 5.0,
+    def __init__(self, endpoint: Endpoint, request: dict, *,
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 greeting_timeout: float = GREETING_TIMEOUT,
+                 idle_timeout: float = IDLE_TIMEOUT, cancel_grace: float = 5.0,
                  on_frame: Callable[[dict], Any] | None = None):
         self.endpoint = endpoint
         self.id = next(_ids)
         self.request = {**request, "id": self.id}
         self.kind = str(request.get("type"))
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = connect_timeout  # the TCP connect
+        self.greeting_timeout = greeting_timeout  # accepted -> the backend's hello
         self.idle_timeout = idle_timeout  # seconds without any message from the backend
         self.cancel_grace = cancel_grace  # seconds to wait for the backend to confirm a cancel
         self.on_frame = on_frame  # runs on the worker thread: keep it bpy-free (e.g. write a file)
@@ -245,10 +259,10 @@ class Job:
     def _talk(self):
         if self._cancel.is_set():
             return Failed("cancelled", "cancelled before it started")
-        sock, self.info = _connect(self.endpoint, self.connect_timeout)
+        sock, self.info = _connect(self.endpoint, self.connect_timeout, self.greeting_timeout)
         with sock:
             self._post(Connected(self.info))
-            sock.settimeout(max(self.connect_timeout, 30.0))  # per frame, once bytes flow
+            sock.settimeout(max(self.greeting_timeout, 30.0))  # per frame, once bytes flow
             limit = max(protocol.DEFAULT_MAX_FRAME, self.info.max_frame)
             try:
                 protocol.send_frame(sock, self.request, limit)

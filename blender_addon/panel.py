@@ -97,6 +97,13 @@ class FLOWVQ_PT_takes(_FlowVQPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("flowvq.take_push_nla", icon="NLA_PUSHDOWN")
         row.operator("flowvq.take_bake", icon="ACTION")
+        row = layout.row(align=True)
+        row.operator("flowvq.export_take", icon="EXPORT")
+        row.operator("flowvq.import_livelink", text="Import Live Link", icon="IMPORT")
+        if 0 <= obj.flowvq.active_take < len(obj.flowvq.takes):
+            item = obj.flowvq.takes[obj.flowvq.active_take]
+            if item.source and item.source != "flowvq":
+                layout.label(text=f"Source: {item.source}", icon="INFO")
         layout.operator("screen.animation_play", text="Play", icon="PLAY")
 
 

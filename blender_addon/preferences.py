@@ -4,7 +4,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .client import DEFAULT_HOST, DEFAULT_PORT
+from .client import (CONNECT_TIMEOUT, DEFAULT_HOST, DEFAULT_PORT, GREETING_TIMEOUT,
+                     IDLE_TIMEOUT)
 
 
 class FlowVQPreferences(bpy.types.AddonPreferences):
@@ -24,8 +25,12 @@ class FlowVQPreferences(bpy.types.AddonPreferences):
     backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH",
                                    description="Python interpreter, or virtualenv folder, that "
                                                "has flowvq installed (for Start Local Backend)")
-    connect_timeout: FloatProperty(name="Connect Timeout (s)", default=3.0, min=0.5, max=60.0)
-    idle_timeout: FloatProperty(name="Job Silence Timeout (s)", default=300.0, min=5.0,
+    connect_timeout: FloatProperty(name="Connect Timeout (s)", default=CONNECT_TIMEOUT, min=0.5,
+                                   max=60.0, description="Bound on opening the connection")
+    greeting_timeout: FloatProperty(name="Greeting Timeout (s)", default=GREETING_TIMEOUT,
+                                    min=1.0, description="How long a backend that accepted the "
+                                    "connection may take to greet (it may be starting or busy)")
+    idle_timeout: FloatProperty(name="Job Silence Timeout (s)", default=IDLE_TIMEOUT, min=5.0,
                                 description="Give up on a job when the backend sends nothing "
                                             "for this long")
 
@@ -41,6 +46,7 @@ class FlowVQPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "backend_python")
         row = layout.row()
         row.prop(self, "connect_timeout")
+        row.prop(self, "greeting_timeout")
         row.prop(self, "idle_timeout")
 
 

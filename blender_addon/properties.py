@@ -5,10 +5,20 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, PointerProperty, StringProperty)
 
-from ._shared import channels, messages
+from .results import property_spec
 
-EMOTION_ITEMS = [(e, e.capitalize(), f"Generate with the '{e}' emotion")
-                 for e in channels.EMOTIONS]
+_KINDS = {"EnumProperty": EnumProperty, "IntProperty": IntProperty,
+          "FloatProperty": FloatProperty, "BoolProperty": BoolProperty}
+
+
+def _contract(name: str, **extra):
+    """The bpy property of GenerateSettings field `name`: default, range, label and help come
+    from the shared contract's field metadata, never re-declared here."""
+    spec = {**property_spec(name), **extra}
+    kind = ("EnumProperty" if "items" in spec else
+            "BoolProperty" if isinstance(spec["default"], bool) else
+            "IntProperty" if isinstance(spec["default"], int) else "FloatProperty")
+    return _KINDS[kind](**spec)
 
 
 def _active_take_changed(self, context):
@@ -33,6 +43,11 @@ class FlowVQTake(bpy.types.PropertyGroup):
     frame_start: IntProperty(name="First Frame")
     frames: IntProperty(name="Frames")
     audio_sha256: StringProperty(name="Audio SHA-256")
+    source: StringProperty(name="Source", description="flowvq (generated), livelink:<file> "
+                           "(imported), or bake")
+    provenance: StringProperty(name="Provenance", description="Everything that made this take "
+                               "(JSON: settings, guidance applied and why, blinks, audio hash, "
+                               "source)")
     kept: BoolProperty(name="Keep", description="Keep this take (push to NLA / bake use kept "
                        "takes)", default=False)
     weight: FloatProperty(name="Weight", description="Share of this take when blending in the "
@@ -68,17 +83,15 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
         ("LABEL", "Label", "One of the 9 emotion classes"),
         ("IMAGE", "Reference Image", "Transfer the emotion of a face in an image")],
         default="LABEL")
-    emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="talking")
-    intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0)
     reference_image: StringProperty(name="Reference Image", subtype="FILE_PATH")
-    takes: IntProperty(name="Takes", default=3, min=1, max=16)
-    seed: IntProperty(name="Seed", default=0, min=0)
-    temperature: FloatProperty(name="Temperature", default=1.0, min=0.0, max=3.0)
-    blinks: BoolProperty(name="Blinks", default=True,
-                         description="Give each take its own blinks (off for a rig with its own blink pass)")
-    phone_guidance: FloatProperty(name="Phone Guidance", default=messages.PHONE_GUIDANCE, min=0.0, max=1.0,
-                                  description="Share of the mouth's motion taken from the phones recognised "
-                                              "in the dialogue (0: the model's mouth alone)")
+    # the generate settings: declared once, in flowvq_shared.settings.GenerateSettings
+    emotion: _contract("emotion")
+    intensity: _contract("intensity")
+    takes: _contract("takes")
+    seed: _contract("seed")
+    temperature: _contract("temperature")
+    blinks: _contract("blinks")
+    phone_guidance: _contract("phone_guidance", subtype="FACTOR")
     target: PointerProperty(type=bpy.types.Object, name="Target",
                             poll=lambda self, obj: obj.type == "MESH",
                             description="Mesh whose shape keys receive the expression curves")

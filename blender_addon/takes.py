@@ -7,19 +7,18 @@ assigned before the first take can be restored.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import bpy
 import numpy as np
 
-from . import keys, posemap, retarget
+from . import keys, posemap, results, retarget
 from ._shared import channels
+from .results import TakeError
 
 ACTIVATING = False  # set while activate() writes active_take, so its update hook does not recurse
-
-
-class TakeError(Exception):
-    """A take operation the user asked for cannot be done (message is shown as a report)."""
+Take = results.Take
 
 
 @dataclass(frozen=True)
@@ -30,19 +29,15 @@ class PoseTarget:
     translation_scale: float = 1.0
 
 
-@dataclass(frozen=True)
-class TakeCurves:
-    """One take as the backend sent it (model channels, not yet retargeted)."""
-    expression: np.ndarray  # (T, C)
-    pose: np.ndarray | None  # (T, 6)
-    names: tuple[str, ...]
-    fps: float
-    emotion: str
-    intensity: float
-    seed: int
-    index: int
-    temperature: float = 1.0
-    audio_sha256: str = ""
+def TakeCurves(expression, pose, names, fps, emotion="talking", intensity=1.0, seed=0, index=1,
+               temperature=1.0, audio_sha256=""):
+    """The older add-on's take record, as a shared Take (for scripts written against it)."""
+    s = results.GenerateSettings(emotion=emotion, intensity=float(intensity), seed=int(seed),
+                                 fps=float(fps), temperature=float(temperature))
+    exp = np.asarray(expression, np.float32)
+    return Take(expression=exp, settings=s, index=int(index), audio_sha256=audio_sha256,
+                names=tuple(names),
+                pose=np.zeros((exp.shape[0], channels.N_POSE), np.float32) if pose is None else pose)
 
 
 def shape_keys_of(obj) -> list[str]:
@@ -55,7 +50,7 @@ def mapping_for(obj, names, mirror: bool = False) -> retarget.Mapping:
     return retarget.match(names, shape_keys_of(obj), mirror=mirror)
 
 
-def _pose_owner(obj, pose: PoseTarget):
+def pose_owner(obj, pose: PoseTarget):
     if pose.mode == "NONE":
         return None
     owner = bpy.data.objects.get(pose.object_name) if pose.object_name else obj
@@ -101,14 +96,17 @@ def _remember_original(obj, pose_owner) -> None:
     settings.original_saved = True
 
 
-def _store_raw(action, take: TakeCurves) -> None:
-    # the model-space curves ride along in the Action, so plates and re-targeting need no backend
+def _store_raw(action, take: Take, provenance: str) -> None:
+    # the model-space curves ride along in the Action, so plates, export and re-targeting need
+    # no backend; so does the take's whole provenance (settings, what guidance really did, ...)
     action["flowvq_expression"] = np.ascontiguousarray(take.expression, np.float32).ravel()
     action["flowvq_expression_shape"] = list(take.expression.shape)
     if take.pose is not None:
         action["flowvq_pose"] = np.ascontiguousarray(take.pose, np.float32).ravel()
     action["flowvq_names"] = ",".join(take.names)
     action["flowvq_fps"] = float(take.fps)
+    action["flowvq_provenance"] = provenance
+    action["flowvq_source"] = take.source
 
 
 def raw_curves(action) -> tuple[np.ndarray, np.ndarray | None]:
@@ -123,13 +121,21 @@ def raw_curves(action) -> tuple[np.ndarray, np.ndarray | None]:
     return exp, pose
 
 
-def take_name(take: TakeCurves) -> str:
-    return f"FlowVQ {take.emotion} s{take.seed} t{take.index}"
+def take_of(item) -> Take:
+    """The take behind a take-list item: its stored model curves and provenance."""
+    exp, pose = raw_curves(item.shape_action)
+    names = tuple(item.shape_action["flowvq_names"].split(",")) \
+        if "flowvq_names" in item.shape_action else channels.EXPRESSION_NAMES
+    prov = results.provenance_of(item.provenance)
+    prov.setdefault("settings", {})
+    prov["settings"] = {**prov["settings"], "fps": float(item.fps)}
+    return results.take_from(exp, pose, prov, names)
 
 
-def add_take(scene, obj, take: TakeCurves, frame_start: int, pose: PoseTarget = PoseTarget(),
+def add_take(scene, obj, take: Take, frame_start: int, pose: PoseTarget = PoseTarget(),
              calibration: retarget.Calibration = retarget.Calibration(),
-             mapping: retarget.Mapping | None = None) -> int:
+             mapping: retarget.Mapping | None = None, label: str = "",
+             provenance: str | None = None) -> int:
     """Write one take as new Actions on `obj` (and its pose owner); returns its list index."""
     if obj is None or obj.type != "MESH":
         raise TakeError("the target must be a mesh object")
@@ -139,34 +145,42 @@ def add_take(scene, obj, take: TakeCurves, frame_start: int, pose: PoseTarget = 
     mapping = mapping or mapping_for(obj, take.names, calibration.mirror)
     if not mapping.drives:
         raise TakeError(f"none of '{obj.name}''s shape keys has an ARKit / FlowVQ channel name")
-    owner = _pose_owner(obj, pose)
+    owner = pose_owner(obj, pose)
     _remember_original(obj, owner)
-    name = take_name(take)
+    name = results.take_name(take, label)
+    provenance = provenance or results.provenance_json(take)
     values = retarget.key_values(mapping, take.expression, calibration)
     shape_action, _ = keys.new_action(name, "KEY")
     keys.write_curves(shape_action, frame_start,
                       [keys.Curve(keys.shape_key_path(k), 0, v) for k, v in values.items()])
-    _store_raw(shape_action, take)
+    _store_raw(shape_action, take, provenance)
     shape_action.use_fake_user = True  # a take survives saving even while not assigned
     pose_action = None
     if owner is not None and take.pose is not None:
         pose_action, _ = keys.new_action(f"{name} pose", "OBJECT")
         keys.write_curves(pose_action, frame_start, _pose_curves(owner, pose, take.pose))
+        pose_action["flowvq_provenance"] = provenance
+        pose_action["flowvq_source"] = take.source
         pose_action.use_fake_user = True
     item = obj.flowvq.takes.add()
     item.name = shape_action.name  # Blender's unique name, e.g. "... t2.001" on a re-run
     item.shape_action = shape_action
     item.pose_action = pose_action
     item.pose_object = owner if pose_action is not None else None
-    item.emotion, item.intensity, item.seed = take.emotion, take.intensity, take.seed
-    item.take_index, item.temperature, item.fps = take.index, take.temperature, take.fps
+    _describe(item, take, provenance)
     item.frame_start, item.frames = frame_start, int(take.expression.shape[0])
-    item.audio_sha256 = take.audio_sha256
     obj.flowvq.last_mapping = mapping.summary()
     end = frame_start + take.expression.shape[0] - 1
     if end > scene.frame_end:  # extend the scene to the audio, never shorten it
         scene.frame_end = end
     return len(obj.flowvq.takes) - 1
+
+
+def _describe(item, take: Take, provenance: str) -> None:
+    st = take.settings
+    item.emotion, item.intensity, item.seed = st.emotion, st.intensity, min(st.seed, 2**31 - 1)
+    item.take_index, item.temperature, item.fps = take.index, st.temperature, take.fps
+    item.audio_sha256, item.source, item.provenance = take.audio_sha256, take.source, provenance
 
 
 def activate(obj, index: int) -> None:
@@ -279,16 +293,22 @@ def bake(obj, indices: list[int], name: str | None = None) -> int:
     keys.write_curves(shape_action, lo, [keys.Curve(p, i, v) for (p, i), v in shape.items()])
     shape_action.use_fake_user = True
     same = all(t.frame_start == first.frame_start and t.frames == first.frames for t in items)
-    if same:  # model curves too, so the bake can make plates
-        w = np.array([t.weight for t in items], np.float64)
-        w = w / (w.sum() or 1.0)
-        raws = [raw_curves(t.shape_action) for t in items]
-        exp = sum(wi * r[0] for wi, r in zip(w, raws)).astype(np.float32)
-        pose = None if any(r[1] is None for r in raws) else \
-            sum(wi * r[1] for wi, r in zip(w, raws)).astype(np.float32)
-        names = tuple(first.shape_action["flowvq_names"].split(","))
-        _store_raw(shape_action, TakeCurves(exp, pose, names, first.fps, first.emotion,
-                                            first.intensity, first.seed, 0))
+    w = np.array([t.weight for t in items], np.float64)
+    w = w / (w.sum() or 1.0)
+    baked_from = [{"name": t.name, "weight": float(wi)} for t, wi in zip(items, w)]
+    base = take_of(first) if "flowvq_expression" in first.shape_action else None
+    if same and base is not None:  # model curves too, so the bake can make plates and CSVs
+        srcs = [take_of(t) for t in items]
+        exp = sum(wi * r.expression.astype(np.float64) for wi, r in zip(w, srcs))
+        pose = sum(wi * r.pose.astype(np.float64) for wi, r in zip(w, srcs))
+        take = Take(expression=exp, pose=pose, settings=base.settings, index=0,
+                    audio_sha256=base.audio_sha256, source="bake", names=base.names)
+        provenance = results.provenance_json(take, baked_from=baked_from)
+        _store_raw(shape_action, take, provenance)
+    else:
+        provenance = json.dumps({"source": "bake", "baked_from": baked_from}, sort_keys=True)
+        shape_action["flowvq_provenance"] = provenance
+        shape_action["flowvq_source"] = "bake"
     pose_items = [t for t in items if t.pose_action is not None and t.pose_object is not None]
     pose_action = None
     if pose_items:
@@ -297,41 +317,17 @@ def bake(obj, indices: list[int], name: str | None = None) -> int:
         keys.write_curves(pose_action, lo, [keys.Curve(p, i, v, "FlowVQ pose")
                                             for (p, i), v in pose.items()])
         pose_action.use_fake_user = True
+    # read everything from the old items first: adding to the collection may move them
+    pose_object = pose_items[0].pose_object if pose_items else None
+    described = (first.emotion, first.intensity, first.seed, first.fps)
     item = takes.add()
     item.name = shape_action.name
     item.shape_action, item.pose_action = shape_action, pose_action
-    item.pose_object = pose_items[0].pose_object if pose_items else None
-    item.emotion, item.intensity, item.seed = first.emotion, first.intensity, first.seed
-    item.fps, item.frame_start, item.frames = first.fps, lo, hi - lo + 1
+    item.pose_object = pose_object
+    item.emotion, item.intensity, item.seed, item.fps = described
+    item.frame_start, item.frames = lo, hi - lo + 1
+    item.source, item.provenance = "bake", provenance
     item.baked, item.kept = True, True
     index = len(takes) - 1
     activate(obj, index)
     return index
-
-
-def takes_from_result(result: dict, request: dict) -> list[TakeCurves]:
-    """Parse a generate result into TakeCurves (validating shapes)."""
-    names = tuple(result.get("names") or channels.EXPRESSION_NAMES)
-    out = []
-    for i, t in enumerate(result.get("takes") or []):
-        exp = np.asarray(t["expression"], np.float32)
-        if exp.ndim != 2 or exp.shape[1] != len(names) or exp.shape[0] == 0:
-            raise TakeError(f"take {i + 1} from the backend has expression shape "
-                            f"{list(exp.shape)}, expected (T, {len(names)})")
-        pose = t.get("pose")
-        if pose is not None:
-            pose = np.asarray(pose, np.float32)
-            if pose.shape != (exp.shape[0], channels.N_POSE):
-                raise TakeError(f"take {i + 1} has pose shape {list(pose.shape)}, expected "
-                                f"({exp.shape[0]}, {channels.N_POSE})")
-        out.append(TakeCurves(
-            expression=exp, pose=pose, names=names, fps=float(result.get("fps", request["fps"])),
-            emotion=str(request.get("emotion_label")
-                        or result.get("emotion", request.get("emotion", "talking"))),
-            intensity=float(result.get("intensity", request.get("intensity", 1.0))),
-            seed=int(request.get("seed", 0)), index=int(t.get("index", i + 1)),
-            temperature=float(request.get("temperature", 1.0)),
-            audio_sha256=str(result.get("audio_sha256", ""))))
-    if not out:
-        raise TakeError("the backend answered with no takes")
-    return out

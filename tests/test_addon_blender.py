@@ -31,7 +31,8 @@ SPEECH = DATA / "speech" / "hdtf_RD_Radio31_000.wav"
 PORTRAIT = DATA / "portraits" / "sadtalker_happy.png"
 FLOWVQ = Path(sys.executable).parent / "flowvq"
 
-pytestmark = [pytest.mark.blender, pytest.mark.timeout(300)]
+# generous: fixtures (training the tiny model, a generate) count too, on a busy 2-core machine
+pytestmark = [pytest.mark.blender, pytest.mark.timeout(900)]
 
 if not ICT.is_file() or not SPEECH.is_file():
     pytest.skip(f"real test data not found under {DATA} (ICT-FaceKit rig and speech clips)",
@@ -135,7 +136,9 @@ def bpy(zip_path):
 def point_at(bpy, port: int) -> None:
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.connection, prefs.host, prefs.port = "MANUAL", "127.0.0.1", port
-    prefs.connect_timeout = 2.0
+    # connecting is quick or refused; the greeting and the job get the add-on's generous
+    # defaults, so a busy machine (a backend still importing torch) does not fail the tests
+    prefs.connect_timeout = 5.0
 
 
 def build_ict(bpy, name: str = "ICT"):
@@ -235,9 +238,48 @@ def test_no_backend_says_so_and_generate_fails_fast(bpy, rig):
     assert not st.connected and st.text.startswith("Not connected") and str(port) in st.text
     t0 = time.monotonic()
     msg = report_error(bpy, lambda: bpy.ops.flowvq.generate(blocking=True))
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 20  # refused at once; the bound only catches a hang
     assert "no FlowVQ backend" in msg and "connection refused" in msg
     assert len(bpy.data.objects[rig["obj"]].flowvq.takes) == 0
+
+
+def test_a_backend_that_has_not_greeted_yet_is_starting(bpy):
+    """Accepted but silent (a backend still importing torch): "starting", not "not connected"."""
+    import socket
+
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        point_at(bpy, listener.getsockname()[1])
+        saved, prefs.greeting_timeout = prefs.greeting_timeout, 1.0
+        try:
+            bpy.ops.flowvq.check_backend(blocking=True)
+        finally:
+            prefs.greeting_timeout = saved
+    st = bpy.context.window_manager.flowvq_status
+    assert not st.connected and st.text.startswith("Backend starting"), st.text
+    assert prefs.greeting_timeout >= 30 and prefs.connect_timeout < prefs.greeting_timeout
+
+
+def test_panel_settings_come_from_the_contract(bpy):
+    from flowvq_shared.settings import FIELDS, MAX_TAKES
+
+    props = bpy.types.Scene.bl_rna.properties["flowvq"].fixed_type.properties
+    for name in ("emotion", "intensity", "takes", "seed", "temperature", "blinks",
+                 "phone_guidance"):
+        md, p = FIELDS[name].metadata, props[name]
+        assert p.name == md["label"] and p.description.lower() == md["help"].lower()
+        if p.type == "ENUM":
+            assert [i.identifier for i in p.enum_items] == list(md["choices"])
+            assert p.default == FIELDS[name].default
+        elif p.type in ("INT", "FLOAT"):
+            assert p.default == pytest.approx(FIELDS[name].default)
+            assert p.hard_min == pytest.approx(md["lo"])
+            assert p.hard_max == pytest.approx(min(md["hi"], 2**31 - 1))
+        else:
+            assert p.default == FIELDS[name].default
+    assert props["takes"].hard_max == MAX_TAKES and props["takes"].soft_max == 16
 
 
 @pytest.fixture(scope="module")
@@ -245,11 +287,46 @@ def generated(bpy, rig, tiny_server):
     point_at(bpy, tiny_server.port)
     s = bpy.context.scene.flowvq
     s.target, s.takes, s.seed, s.emotion = bpy.data.objects[rig["obj"]], 3, 7, "happy"
+    s.blinks, s.phone_guidance = False, 0.4
     bpy.context.scene.sequence_editor.active_strip = \
         bpy.context.scene.sequence_editor.strips["speech"]
     before = set(bpy.data.actions.keys())
-    assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
-    return {"new": sorted(set(bpy.data.actions.keys()) - before), **rig}
+    results = sys.modules[ADDON + ".results"]
+    parse, sent = results.takes_from_result, []
+
+    def spy(result):  # what the server sent, exactly as it arrived
+        sent.append(result)
+        return parse(result)
+
+    results.takes_from_result = spy
+    try:
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=240) == {"FINISHED"}
+    finally:
+        results.takes_from_result = parse
+        s.blinks, s.phone_guidance = True, 0.7
+    return {"new": sorted(set(bpy.data.actions.keys()) - before), "sent": sent[0], **rig}
+
+
+def test_the_blend_keeps_all_of_each_takes_provenance(bpy, generated):
+    import json
+
+    obj = bpy.data.objects[generated["obj"]]
+    sent = generated["sent"]
+    assert sent["settings"]["blinks"] is False and sent["settings"]["phone_guidance"] == 0.4
+    for item, wire in zip(obj.flowvq.takes, sent["takes"]):
+        expected = {k: v for k, v in wire.items() if k not in ("expression", "pose", "names")}
+        stored = json.loads(item.provenance)
+        assert stored == expected
+        for key in ("guidance_applied", "guidance_note", "blink_starts", "source", "index",
+                    "audio_sha256"):
+            assert key in stored
+        assert stored["settings"]["blinks"] is False
+        assert stored["settings"]["phone_guidance"] == pytest.approx(0.4)
+        assert stored["settings"]["seed"] == 7 and stored["settings"]["fps"] == FPS
+        assert stored["source"] == item.source == "flowvq"
+        assert json.loads(item.shape_action["flowvq_provenance"]) == expected
+        assert json.loads(item.pose_action["flowvq_provenance"]) == expected
+        assert stored["audio_sha256"] == item.audio_sha256 == sent["audio_sha256"]
 
 
 def test_generate_makes_three_takes_on_the_ict_rig(bpy, generated):
@@ -389,7 +466,7 @@ def test_add_flowvq_head(bpy, default_server):
     assert st.connected and st.device
     if "face_model" in st.unavailable:
         pytest.skip(f"backend: {st.unavailable}")
-    assert bpy.ops.flowvq.add_head(blocking=True, timeout=60) == {"FINISHED"}
+    assert bpy.ops.flowvq.add_head(blocking=True, timeout=240) == {"FINISHED"}
     head = bpy.context.scene.flowvq.target
     from flowvq_shared.channels import EXPRESSION_NAMES
 
@@ -480,17 +557,17 @@ def test_start_local_backend_button(bpy):
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.backend_python = sys.executable
     prefs.connection, prefs.port = "MANUAL", 0
-    ops = sys.modules[ADDON + ".operators"]
+    conn = sys.modules[ADDON + ".connection"]
     try:
         assert bpy.ops.flowvq.start_backend(blocking=True) == {"FINISHED"}
         st = bpy.context.window_manager.flowvq_status
         assert st.connected and st.server.startswith("flowvq"), st.text
-        proc = ops._LOCAL_BACKEND["process"]
+        proc = conn.LOCAL.process
         assert proc.poll() is None
         # requests now go to the backend the button started (its port was picked by the OS)
-        assert ops.endpoint().port == int(st.endpoint.rsplit(":", 1)[1]) != 0
+        assert conn.endpoint().port == int(st.endpoint.rsplit(":", 1)[1]) != 0
         if "face_model" not in st.unavailable:
-            assert bpy.ops.flowvq.add_head(blocking=True, timeout=60) == {"FINISHED"}
+            assert bpy.ops.flowvq.add_head(blocking=True, timeout=240) == {"FINISHED"}
     finally:
         bpy.ops.flowvq.stop_backend()
     assert proc.poll() is not None
@@ -501,19 +578,18 @@ def test_ui_path_results_arrive_through_the_timer(bpy, default_server):
     """What the UI does: the job runs on its worker thread and only the timer callback touches
     bpy (headless Blender has no event loop, so the test calls the timer function itself)."""
     _require(bpy, default_server, "face_model")
-    ops = sys.modules[ADDON + ".operators"]
+    tasks = sys.modules[ADDON + ".tasks"]
+    ops_generate = sys.modules[ADDON + ".ops_generate"]
     client = sys.modules[ADDON + ".client"]
-    spec = ops.FaceModelSpec(bpy.context.scene.name, "Timer head", 0.01)
-    task = ops.Task(client.Job(client.Endpoint("127.0.0.1", default_server.port),
-                               {"type": "face_model", "model": "default"}), spec)
-    ops.TASKS.append(task)
-    ops.BOARD.add(task.job, task.handle)
+    spec = ops_generate.FaceModelSpec(bpy.context.scene.name, "Timer head", 0.01)
+    task = tasks.submit(client.Job(client.Endpoint("127.0.0.1", default_server.port),
+                                   {"type": "face_model", "model": "default"}), spec)
     assert "Timer head" not in bpy.data.objects  # nothing happens before the timer runs
-    deadline = time.monotonic() + 60
-    while ops._drain() is not None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 240
+    while tasks.drain() is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert task.done and task.error is None, task.error
-    assert "Timer head" in bpy.data.objects and not ops.TASKS and not ops.BOARD.jobs
+    assert "Timer head" in bpy.data.objects and not tasks.TASKS and not tasks.BOARD.jobs
     assert not bpy.context.window_manager.flowvq_status.busy
 
 
@@ -533,7 +609,7 @@ def test_head_pose_on_a_quaternion_bone(bpy, rig, tiny_server):
     point_at(bpy, tiny_server.port)
     scene.sequence_editor.active_strip = scene.sequence_editor.strips["speech"]
     try:
-        assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=240) == {"FINISHED"}
     finally:
         s.pose_mode, s.takes = "OBJECT", 3
     take = face.flowvq.takes[0]
@@ -567,7 +643,7 @@ def test_emotion_from_a_reference_image(bpy, rig, tiny_server):
     s.target, s.emotion_source, s.reference_image, s.takes = obj, "IMAGE", str(PORTRAIT), 1
     scene.sequence_editor.active_strip = scene.sequence_editor.strips["speech"]
     try:
-        assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=240) == {"FINISHED"}
     finally:
         s.emotion_source, s.takes = "LABEL", 3
     assert [t.name for t in obj.flowvq.takes] == ["FlowVQ reference s7 t1"]
@@ -601,8 +677,112 @@ def test_backend_lost_then_back_keeps_takes_and_reconnects(bpy, generated):
         assert bpy.context.window_manager.flowvq_status.connected
         s = bpy.context.scene.flowvq
         s.target, s.takes, s.seed = obj, 1, 11
-        assert bpy.ops.flowvq.generate(blocking=True, timeout=120) == {"FINISHED"}
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=240) == {"FINISHED"}
         assert [t.name for t in obj.flowvq.takes][: len(names)] == names
         assert len(obj.flowvq.takes) == len(names) + 1
     finally:
         back.stop()
+
+
+def _glb_json(path: Path) -> dict:
+    import json
+    import struct
+
+    data = path.read_bytes()
+    magic, version, _ = struct.unpack("<4sII", data[:12])
+    assert magic == b"glTF" and version == 2
+    length, kind = struct.unpack("<I4s", data[12:20])
+    assert kind == b"JSON"
+    return json.loads(data[20:20 + length])
+
+
+def test_export_and_import_a_take(bpy, generated, tmp_path):
+    """Generate -> bake -> export .glb (weights animation, a key per frame), .fbx and Live Link
+    Face .csv -> import the CSV: a new take beside the others whose curves equal the bake's."""
+    import csv
+    import json
+
+    from flowvq_shared import livelink
+    from flowvq_shared.channels import ARKIT_NAMES, CHANNEL_INDEX
+
+    scene = bpy.context.scene
+    obj = bpy.data.objects[generated["obj"]]
+    s = scene.flowvq
+    s.target, s.pose_mode, s.mirror, s.clamp = obj, "OBJECT", False, False
+    bpy.ops.flowvq.calibration_reset()
+    takes = obj.flowvq.takes
+    plain = [i for i, t in enumerate(takes) if not t.baked and t.source == "flowvq"][:2]
+    for i, t in enumerate(takes):
+        t.kept = i in plain
+    assert bpy.ops.flowvq.take_bake() == {"FINISHED"}
+    bi = obj.flowvq.active_take
+    baked = takes[bi]
+    assert baked.baked and baked.source == "bake"
+    assert [b["name"] for b in json.loads(baked.provenance)["baked_from"]] == \
+        [takes[i].name for i in plain]
+    # refused: a bad extension, nothing written
+    bad = tmp_path / "take.obj"
+    assert "choose a file ending in .glb, .fbx or .csv" in report_error(
+        bpy, lambda: bpy.ops.flowvq.export_take(filepath=str(bad)))
+    assert not bad.exists()
+    # glTF: a weights animation with one key per frame of the take
+    glb = tmp_path / "take.glb"
+    assert bpy.ops.flowvq.export_take(filepath=str(glb)) == {"FINISHED"}
+    gl = _glb_json(glb)
+    weights = [(a, c) for a in gl.get("animations", []) for c in a["channels"]
+               if c["target"]["path"] == "weights"]
+    assert weights, gl.get("animations")
+    anim, channel = weights[0]
+    sampler = anim["samplers"][channel["sampler"]]
+    assert gl["accessors"][sampler["input"]]["count"] == baked.frames
+    mesh = gl["meshes"][gl["nodes"][channel["target"]["node"]]["mesh"]]
+    assert len(mesh["primitives"][0]["targets"]) == len(obj.data.shape_keys.key_blocks) - 1
+    assert obj.flowvq.active_take == bi  # the export left the audition as it was
+    # FBX through Blender's exporter
+    fbx = tmp_path / "take.fbx"
+    assert bpy.ops.flowvq.export_take(filepath=str(fbx)) == {"FINISHED"}
+    assert fbx.stat().st_size > 1000
+    # Live Link Face CSV: the app's header, a row per frame
+    path = tmp_path / "bake.csv"
+    assert bpy.ops.flowvq.export_take(filepath=str(path)) == {"FINISHED"}
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == livelink.HEADER and len(table) == 1 + baked.frames
+    # ... and back in as a take of its own, beside the generated ones
+    actions = {a.name: a for a in bpy.data.actions}
+    n = len(takes)
+    assert bpy.ops.flowvq.import_livelink(filepath=str(path), frame_start=baked.frame_start) \
+        == {"FINISHED"}
+    assert len(takes) == n + 1 and obj.flowvq.active_take == n
+    baked, imported = takes[bi], takes[n]  # adding to a collection may move its items
+    assert imported.name == "LiveLink bake" and imported.source == "livelink:bake.csv"
+    assert json.loads(imported.provenance)["source"] == "livelink:bake.csv"
+    assert imported.shape_action["flowvq_source"] == "livelink:bake.csv"
+    assert imported.frames == baked.frames and imported.frame_start == baked.frame_start
+    assert all(a.name in bpy.data.actions for a in actions.values())  # nothing overwritten
+    assert obj.data.shape_keys.animation_data.action == imported.shape_action
+    # the model curves: equal on every ARKit channel (the CSV's 6 decimals)
+    tk = sys.modules[ADDON + ".takes"]
+    a, b = tk.take_of(baked), tk.take_of(imported)
+    arkit = [CHANNEL_INDEX[c] for c in ARKIT_NAMES]
+    np.testing.assert_allclose(b.expression[:, arkit], a.expression[:, arkit], atol=2e-6)
+    np.testing.assert_allclose(b.pose[:, :3], a.pose[:, :3], atol=2e-6)
+    # the shape-key curves: equal on every key driven by ARKit channels only
+    mapping = tk.mapping_for(obj, a.names)
+    arkit_keys = {d.key for d in mapping.drives
+                  if all(c in arkit for c in d.channels)}
+    ca, cb = curves_of(bpy, baked.shape_action), curves_of(bpy, imported.shape_action)
+    assert len(arkit_keys) > 40
+    for key in arkit_keys:
+        p = (f'key_blocks["{key}"].value', 0)
+        np.testing.assert_allclose(cb[p][:, 0], ca[p][:, 0])
+        np.testing.assert_allclose(cb[p][:, 1], ca[p][:, 1], atol=2e-6)
+    # a second import never replaces the first
+    del baked, imported
+    assert bpy.ops.flowvq.import_livelink(filepath=str(path)) == {"FINISHED"}
+    assert takes[n + 1].name == "LiveLink bake.001" and takes[n].shape_action is not None
+    # malformed capture: one readable line, nothing added
+    broken = tmp_path / "broken.csv"
+    broken.write_text("Timecode,BlendShapeCount\n00:00:00:00.000,61\n")
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.import_livelink(filepath=str(broken)))
+    assert "not a Live Link Face CSV" in msg and len(takes) == n + 2

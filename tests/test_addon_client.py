@@ -79,9 +79,34 @@ def test_silent_peer_times_out():
         listener.listen()
         ep = client.Endpoint("127.0.0.1", listener.getsockname()[1])
         t0 = time.monotonic()
-        event = client.run_blocking(client.Job(ep, {"type": "ping"}, connect_timeout=0.5))
+        event = client.run_blocking(client.Job(ep, {"type": "ping"}, greeting_timeout=0.5))
         assert time.monotonic() - t0 < 3
-    assert isinstance(event, client.Failed) and event.code == "timeout"
+    # accepted but silent: reported as a backend that is still starting (or not ours)
+    assert isinstance(event, client.Failed) and event.code == client.STARTING
+    assert "sent no greeting within 0.5 s" in event.message
+
+
+def test_connect_and_greeting_timeouts_are_separate():
+    """A slow greeting (a backend still starting on a busy machine) is waited for generously,
+    while the connect itself keeps its short timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def late_greeting():
+            conn, _ = listener.accept()
+            with conn:
+                time.sleep(1.5)  # longer than the connect timeout below
+                protocol.send_frame(conn, {"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
+                                           "server": "flowvq slow"})
+                protocol.recv_frame(conn)  # our hello
+                protocol.send_frame(conn, {"type": "hello", "id": "hello"})
+                time.sleep(0.5)
+
+        threading.Thread(target=late_greeting, daemon=True).start()
+        ep = client.Endpoint("127.0.0.1", listener.getsockname()[1])
+        info = client.probe(ep, timeout=0.5, greeting_timeout=10.0)
+    assert info.server == "flowvq slow"
 
 
 def test_not_a_flowvq_peer_is_named():
