@@ -5,20 +5,20 @@ The CLI prints `error: <message>` and exits 2; the server answers
 """
 from __future__ import annotations
 
+from flowvq_shared.protocol import ProtocolError
 
-class FlowVQError(Exception):
-    """A user-facing failure with a stable protocol error code."""
+
+class FlowVQError(ProtocolError):
+    """A user-facing failure with a stable protocol error code. A ProtocolError, so one `except
+    ProtocolError` catches it and what the shared contract refuses (settings, take files)."""
 
     code = "bad_request"
 
     def __init__(self, message: str, code: str | None = None):
-        super().__init__(message)
-        if code is not None:
-            self.code = code
+        super().__init__(code or type(self).code, message)
 
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else self.code
+    def __reduce__(self):  # picklable (a Ray worker's error reaches the driver as itself)
+        return type(self), (self.message, self.code)
 
 
 class BadRequest(FlowVQError):

@@ -63,6 +63,9 @@ class ProtocolError(Exception):
         self.message = message
         self.fatal = fatal
 
+    def __reduce__(self):  # picklable across processes (Ray workers, the recogniser's helper)
+        return type(self), (self.code, self.message, self.fatal)
+
 
 class ConnectionClosed(Exception):
     """The peer closed the connection (cleanly, between frames, or mid-frame)."""

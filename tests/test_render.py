@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 import pytest
+
+from flowvq_shared.protocol import ProtocolError
 import torch
 
 from flowvq.errors import BadImage, BadRequest, Cancelled
@@ -110,7 +112,7 @@ def test_render_progress_cancel_and_bad_input(renderer):
     cancel.set()
     with pytest.raises(Cancelled):
         next(gen)
-    with pytest.raises(BadRequest):
+    with pytest.raises(ProtocolError, match=r"\(T, 64\)"):
         list(renderer.render(np.zeros((3, 10)), np.zeros((3, 6))))
 
 

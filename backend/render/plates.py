@@ -143,8 +143,8 @@ def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, a
     h, w = portrait.shape[:2]
     manifest = {
         "format": fmt, "frames": n, "fps": take.fps, "width": w, "height": h,
-        "take": {"file": take_file, "seed": take.seed, "emotion": take.emotion, "intensity": take.intensity,
-                 "audio_sha256": take.audio_sha256},
+        "take": {"file": take_file, "seed": take.seed, "emotion": take.emotion,
+                 "intensity": take.settings.intensity, **take.provenance()},
         "portrait_sha256": portrait_sha256(portrait),
         "versions": renderer.versions,
         "curve_semantics": renderer.curve_semantics,
