@@ -12,7 +12,6 @@ is per-op overhead (docs/benchmarks.md has the profile). Three things keep it lo
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 import warnings
 from dataclasses import dataclass
@@ -20,20 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import Cancelled
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """The one place that changes torch's intra-op thread count (process-wide), restored on exit."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from ..runtime import torch_threads
 
 
 @dataclass

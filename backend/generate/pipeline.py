@@ -25,8 +25,8 @@ from ..errors import BadAudio, BadRequest, NotImplementedYet
 from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from ..fcg.features import SAMPLE_RATE, mel_windows
 from ..fcg.model import FCGModel
-from ..fcg.sampler import torch_threads
 from ..speech.recogniser import PhoneRecogniser
+from ..runtime import torch_threads
 from ..timeline import frame_count
 from .blinks import LID_CHANNELS, take_lids
 from .guidance import guide

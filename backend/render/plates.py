@@ -11,11 +11,11 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BadImage, BadRequest, Cancelled
+from ..runtime import torch_threads
 from .fit import PortraitFit, fit_portrait
 from .warp import FaceWarper, WarpSettings
 
 RENDERER_VERSION = "geometry-warp 1"
-_THREADS_LOCK = threading.Lock()  # renders in several server threads must not undo each other's thread count
 
 
 def _check_portrait(portrait) -> np.ndarray:
@@ -77,17 +77,8 @@ class PlateRenderer:
                 "vqig": None if self.refiner is None else self.refiner.checkpoint}
 
     def frame(self, expression: np.ndarray, pose: np.ndarray, i: int = 0, all_expression=None, all_pose=None):
-        import torch
-
-        if self.device.type == "cpu":
-            with _THREADS_LOCK:
-                n = torch.get_num_threads()
-                torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
-                try:
-                    out = self.warper.frame(expression, pose)
-                finally:
-                    torch.set_num_threads(n)
-        else:
+        # tiny kernels on a CPU: thread hand-offs cost more than they give
+        with torch_threads(1 if self.device.type == "cpu" else None):
             out = self.warper.frame(expression, pose)
         if self.refiner is not None:
             out = self.refiner(out, all_expression if all_expression is not None else expression[None],
