@@ -34,8 +34,8 @@ class FLOWVQ_OT_check_backend(bpy.types.Operator):
             if info is None:
                 return tasks.info(self, connection.status().text, "WARNING")
             return {"FINISHED"}
-        connection.status().text = "Checking for a backend..."
-        tasks.run_check(lambda: connection.check_now(auto, lan, manual, timeouts))
+        tasks.run_check(lambda: connection.check_now(auto, lan, manual, timeouts),
+                        "Checking for a backend...")
         return {"FINISHED"}
 
 
@@ -78,7 +78,7 @@ class FLOWVQ_OT_start_backend(bpy.types.Operator):
                 lines.put(line.rstrip())
 
         threading.Thread(target=read, name="flowvq-backend-log", daemon=True).start()
-        connection.status().text = "Backend starting..."
+        tasks.set_pending("Backend starting...")
         failure = (f"the local backend did not start; run `{' '.join(cmd)}` in a terminal "
                    "to see why")
         token = p.token if p else ""  # read here: worker threads never touch bpy
@@ -96,7 +96,7 @@ class FLOWVQ_OT_start_backend(bpy.types.Operator):
             return _probe_started(where, token, timeouts) if where \
                 else (client.Endpoint(), None, failure)
 
-        tasks.run_check(watch)
+        tasks.run_check(watch, "Backend starting...")
         return {"FINISHED"}
 
 

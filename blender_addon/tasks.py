@@ -88,9 +88,16 @@ def apply_status(ep, info_, err) -> None:
 
 # ---------------------------------------------------------------------------- background checks
 
-def run_check(work: Callable[[], tuple]) -> None:
+def set_pending(text: str) -> None:
+    connection.status().text = text
+    _redraw()
+
+
+def run_check(work: Callable[[], tuple], pending: str = "") -> None:
     """Run `work` (bpy-free, returns (endpoint, info, error)) on a thread; drain applies it."""
     global _CHECKS
+    if pending:
+        set_pending(pending)
 
     def body():
         global _CHECKS

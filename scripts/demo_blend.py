@@ -41,15 +41,12 @@ def main(argv=None) -> int:
                           fm["faces"], uv=fm["uv"], scale=0.01)  # model centimetres -> metres
     scene.sequence_editor_create()
     scene.sequence_editor.strips.new_sound("speech", str(Path(args.audio).resolve()), 1, 1)
+    from flowvq_shared.takes import Take
+
     for path in args.takes:
-        z = np.load(path, allow_pickle=False)
-        fps = float(z["fps"])
-        if abs(fps - 25.0) > 1e-6:
-            raise SystemExit(f"error: {path} is at {fps:g} fps; the demo scene is 25 fps")
-        take = takes.TakeCurves(
-            expression=z["expression"], pose=z["pose"], names=tuple(str(n) for n in z["names"]),
-            fps=fps, emotion=str(z["emotion"]), intensity=float(z["intensity"]),
-            seed=int(z["seed"]), index=int(z["take"]), audio_sha256=str(z["audio_sha256"]))
+        take = Take.load(path)  # the take with its whole provenance, kept in the .blend
+        if abs(take.fps - 25.0) > 1e-6:
+            raise SystemExit(f"error: {path} is at {take.fps:g} fps; the demo scene is 25 fps")
         takes.add_take(scene, obj, take, frame_start=1,
                        pose=takes.PoseTarget(translation_scale=0.01))
     takes.activate(obj, 0)

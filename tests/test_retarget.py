@@ -121,3 +121,91 @@ def test_pose_mapping_axes():
     np.testing.assert_allclose(bone.rotation_euler[0], [0.1, 0.2, 0.3], rtol=1e-6)
     q = posemap.euler_to_quaternion(np.array([[0.0, 0.0, np.pi / 2]]))
     np.testing.assert_allclose(q[0], [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- results (bpy-free)
+
+import ast  # noqa: E402
+
+from blender_addon import results  # noqa: E402
+from flowvq_shared.protocol import ProtocolError  # noqa: E402
+from flowvq_shared.settings import FIELDS, MAX_TAKES, GenerateSettings  # noqa: E402
+from flowvq_shared.takes import Take  # noqa: E402
+
+CORE = ("client", "discovery", "retarget", "posemap", "plates", "results", "_shared")
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_never_import_bpy(module):
+    tree = ast.parse((ROOT / "blender_addon" / f"{module}.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"bpy", "bpy_extras", "mathutils", "torch"}, imported
+
+
+def test_only_tasks_reports():
+    """One place reports job and operator outcomes: no other module calls report()."""
+    for path in sorted((ROOT / "blender_addon").glob("*.py")):
+        if path.name != "tasks.py":
+            assert ".report(" not in path.read_text(), path.name
+
+
+def test_panel_properties_come_from_the_contract():
+    for name in results.PANEL_FIELDS:
+        spec, md = results.property_spec(name), FIELDS[name].metadata
+        assert spec["name"] == md["label"] and spec["default"] == FIELDS[name].default
+        if md["lo"] is not None:
+            assert spec["min"] == md["lo"] and spec["max"] == min(md["hi"], results.INT_MAX)
+    assert results.property_spec("takes")["max"] == MAX_TAKES
+    assert results.property_spec("takes")["soft_max"] == 16
+    assert [i[0] for i in results.property_spec("emotion")["items"]] == \
+        list(FIELDS["emotion"].metadata["choices"])
+
+
+def test_request_is_the_contracts_wire_form():
+    s = results.settings_from({"emotion": "happy", "takes": 3, "seed": 7,
+                               "phone_guidance": np.float32(0.4).item(), "blinks": False}, 24.0)
+    assert s.phone_guidance == 0.4 and s.fps == 24.0  # float32 panel values: the typed decimals
+    req = results.generate_request(s, b"RIFF", b"PNG")
+    assert req == {"type": "generate", **GenerateSettings.to_wire(s), "audio": b"RIFF",
+                   "reference_image": b"PNG"}
+    with pytest.raises(ProtocolError, match="takes"):
+        results.settings_from({"takes": MAX_TAKES + 1}, 25.0)
+
+
+def _take(**kw):
+    return Take(expression=np.zeros((10, 64)), pose=np.zeros((10, 6)),
+                settings=GenerateSettings(emotion="sad", seed=5, fps=25.0), index=2, **kw)
+
+
+def test_results_are_read_with_take_from_wire():
+    wire = _take(guidance_note="recogniser failed", blink_starts=(3,)).to_wire()
+    (t,) = results.takes_from_result({"type": "result", "takes": [wire]})
+    assert t.guidance_note == "recogniser failed" and t.blink_starts == (3,) and t.seed == 5
+    assert results.take_name(t) == "FlowVQ sad s5 t2"
+    assert results.take_name(t, "reference") == "FlowVQ reference s5 t2"
+    assert results.take_name(_take(source="livelink:cap 3.csv")) == "LiveLink cap 3"
+    with pytest.raises(results.TakeError, match="no takes"):
+        results.takes_from_result({"takes": []})
+    with pytest.raises(results.TakeError, match="take 1"):
+        results.takes_from_result({"takes": [{**wire, "pose": np.zeros((3, 6))}]})
+
+
+def test_provenance_round_trips_through_json():
+    t = _take(guidance_applied=0.0, guidance_note="no phones")
+    prov = results.provenance_of(results.provenance_json(t, baked_from=[]))
+    assert prov["baked_from"] == [] and prov["guidance_note"] == "no phones"
+    back = results.take_from(t.expression, t.pose, prov)
+    assert back.provenance() == t.provenance()
+    assert results.provenance_of("not json") == {}
+
+
+def test_resample_to_the_scene_rate():
+    t = Take(expression=np.linspace(0, 1, 61)[:, None].repeat(64, 1), pose=np.zeros((61, 6)),
+             settings=GenerateSettings(fps=60.0))
+    r = results.resample(t, 30.0)
+    assert r.fps == 30.0 and r.n_frames == 31
+    np.testing.assert_allclose(r.expression[:, 0], np.linspace(0, 1, 31), atol=1e-6)
+    assert results.resample(t, 60.0) is t
