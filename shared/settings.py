@@ -17,6 +17,8 @@ from .protocol import BAD_REQUEST, ProtocolError
 MAX_TAKES = 64  # per request; the add-on's slider and the CLI share it
 PHONE_GUIDANCE = 0.7  # default share of the mouth's motion from recognised phones (docs/fcg.md)
 MAX_SEED = 2**63 - 1
+MAX_KEYS = 64  # emotion keys per request
+KEY_BLEND_S = 0.6  # an emotion key's transition: this long, centred on the key's time
 FPS_RANGE = (1.0, 240.0)
 
 
@@ -44,6 +46,11 @@ class GenerateSettings:
     blinks: bool = field(default=True, metadata=_spec(
         label="Blinks", help="give each take its own blinks (off for a rig with its own blink pass)",
         flag="--no-blinks", flag_help="no blinks (for a rig with its own blink pass)"))
+    emotion_keys: tuple = field(default=(), metadata=_spec(
+        0, MAX_KEYS, label="Emotion Keys",
+        help="emotion over time: (label, seconds, intensity) keys, sorted by time; the emotion holds "
+             "from one key to the next and changes smoothly around each key (empty: `emotion` and "
+             "`intensity` throughout). In the CLI: --emotion \"sad:0,happy@0.6:4.2\"", flag="--emotion-keys"))
     phone_guidance: float = field(default=PHONE_GUIDANCE, metadata=_spec(
         0.0, 1.0, label="Phone Guidance",
         help="share of the mouth's motion taken from the phones recognised in the audio "
@@ -55,7 +62,13 @@ class GenerateSettings:
 
     # ---- wire ----------------------------------------------------------------------------------
     def to_wire(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["emotion_keys"] = [list(k) for k in self.emotion_keys]  # msgpack/JSON lists
+        return out
+
+    @property
+    def keyed(self) -> bool:
+        return bool(self.emotion_keys)
 
     @classmethod
     def from_wire(cls, m: dict) -> "GenerateSettings":
@@ -74,12 +87,15 @@ class GenerateSettings:
                 continue
             md = f.metadata
             flag = md["flag"] or "--" + f.name.replace("_", "-")
+            if f.name == "emotion_keys":  # given through --emotion "label:seconds,..." (from_args)
+                continue
             if f.type in ("bool", bool):  # only default-on switches exist: the flag turns it off
                 parser.add_argument(flag, dest=f.name, action="store_false", help=md["flag_help"] or md["help"])
                 continue
             kind = {"float": float, "int": int, "str": str}[f.type]
             if md["choices"]:
-                rng = f": one of {', '.join(md['choices'])}"
+                rng = f": one of {', '.join(md['choices'])}; or keys over time, " \
+                      "\"sad:0,happy@0.6:4.2\" (label[@intensity]:seconds)"
             elif md["hi"] == MAX_SEED:
                 rng = f" ({md['lo']} or more"
             else:
@@ -90,7 +106,11 @@ class GenerateSettings:
 
     @classmethod
     def from_args(cls, args) -> "GenerateSettings":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+        values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        if ":" in str(values.get("emotion", "")):  # --emotion "sad:0,happy@0.6:4.2": keys over time
+            values["emotion_keys"] = parse_emotion_keys(values["emotion"], values.get("intensity", 1.0))
+            values["emotion"] = values["emotion_keys"][0][0]
+        return cls(**values)
 
 
 FIELDS = {f.name: f for f in fields(GenerateSettings)}
@@ -100,8 +120,76 @@ def _bad(msg: str) -> ProtocolError:
     return ProtocolError(BAD_REQUEST, msg)
 
 
+def parse_emotion_keys(text: str, intensity: float = 1.0) -> tuple:
+    """ "sad:0,happy@0.6:4.2" -> (("sad", 0.0, intensity), ("happy", 4.2, 0.6)); refusals name the key."""
+    keys = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        label, sep, when = item.rpartition(":")
+        if not sep or not label:
+            raise _bad(f"emotion key {item!r} must be label:seconds or label@intensity:seconds")
+        label, _, amount = label.partition("@")
+        try:
+            keys.append((label.strip(), float(when), float(amount) if amount else float(intensity)))
+        except ValueError:
+            raise _bad(f"emotion key {item!r}: seconds and intensity must be numbers") from None
+    return tuple(keys)
+
+
+def _check_keys(v: Any) -> tuple:
+    if isinstance(v, str):
+        v = parse_emotion_keys(v)
+    if not isinstance(v, (list, tuple)):
+        raise _bad(f"field 'emotion_keys' must be a list of [label, seconds, intensity], got {type(v).__name__}")
+    if len(v) > MAX_KEYS:
+        raise _bad(f"field 'emotion_keys' has {len(v)} keys; the limit is {MAX_KEYS}")
+    out, last = [], -1.0
+    for i, k in enumerate(v):
+        if not isinstance(k, (list, tuple)) or len(k) not in (2, 3):
+            raise _bad(f"emotion key {i} must be [label, seconds] or [label, seconds, intensity], got {k!r}")
+        label, when, amount = (*k, 1.0) if len(k) == 2 else k
+        try:
+            label = EMOTIONS[emotion_index(label)]
+        except ValueError as e:
+            raise _bad(f"emotion key {i}: {e}") from None
+        if isinstance(when, bool) or not isinstance(when, (int, float)) or not math.isfinite(when) or when < 0:
+            raise _bad(f"emotion key {i}: seconds must be a number >= 0, got {when!r}")
+        if when <= last:
+            raise _bad(f"emotion keys must be in increasing time: key {i} at {when} s follows {last} s")
+        lo, hi = INTENSITY_RANGE
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not lo <= amount <= hi:
+            raise _bad(f"emotion key {i}: intensity must be between {lo:g} and {hi:g}, got {amount!r}")
+        out.append((label, float(when), float(amount)))
+        last = float(when)
+    return tuple(out)
+
+
+def emotion_track(settings: "GenerateSettings", n_frames: int, fps: float):
+    """(T, E) emotion weights and (T,) intensity per frame: the keys held between their times and
+    blended with a smoothstep over KEY_BLEND_S around each key (numpy; constant without keys)."""
+    import numpy as np
+
+    t = np.arange(n_frames) / fps
+    keys = settings.emotion_keys or ((settings.emotion, 0.0, settings.intensity),)
+    weights = np.zeros((n_frames, len(EMOTIONS)), np.float64)
+    weights[:, emotion_index(keys[0][0])] = 1.0
+    intensity = np.full(n_frames, keys[0][2], np.float64)
+    for label, when, amount in keys[1:]:
+        x = np.clip((t - (when - KEY_BLEND_S / 2)) / KEY_BLEND_S, 0.0, 1.0)
+        a = x * x * (3 - 2 * x)  # smoothstep: no step in value or slope at either end
+        target = np.zeros(len(EMOTIONS))
+        target[emotion_index(label)] = 1.0
+        weights = (1 - a)[:, None] * weights + a[:, None] * target
+        intensity = (1 - a) * intensity + a * amount
+    return weights.astype(np.float32), intensity.astype(np.float32)
+
+
 def _check(f, v: Any) -> Any:
     md, name = f.metadata, f.name
+    if name == "emotion_keys":
+        return _check_keys(v)
     if f.type in ("bool", bool):
         if not isinstance(v, bool):
             raise _bad(f"field '{name}' must be true or false, got {type(v).__name__}")

@@ -157,8 +157,14 @@ class FCGModel(nn.Module):
     @torch.no_grad()
     def sample(self, windows: torch.Tensor, emotion: int, source: torch.Tensor, rngs: list,
                temperature: float = 1.0, reference: torch.Tensor | None = None, manifold: bool = False,
-               progress=None, cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6)."""
+               progress=None, cancel=None, emotion_weights: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6).
+
+        emotion_weights (T, n_emotions): an emotion that changes over time (keys). Everything the flow
+        conditions on the class is blended per frame with these weights: the emotion encoder's input,
+        each step's class-conditional actnorm and the mixture prior's component mean. `emotion` is
+        then the class the takes' noise is drawn with (the first key)."""
         c = self.cfg
         dev = windows.device
         b, t_len = len(rngs), windows.shape[0]
@@ -181,9 +187,21 @@ class FCGModel(nn.Module):
         pose_plan = pf.plan(torch.zeros(b, dtype=torch.long, device=dev))
         # context projections that do not depend on generated frames: computed for all frames at once
         frame_exp = torch.cat([f_a, torch.cat([f_e[:1], src[:1]], dim=-1).expand(t_len, -1)], dim=-1)
+        inv_scale, bias = torch.stack(exp_plan.inv_scale), torch.stack(exp_plan.bias)
+        if emotion_weights is not None:
+            if reference is not None or manifold:
+                raise ValueError("emotion keys do not combine with a reference or manifold projection")
+            w = emotion_weights.to(dev, self.latents.dtype)  # (T, E)
+            frame_exp = torch.cat([f_a, self.emotion(w), src[:1].expand(t_len, -1)], dim=-1)
+            # the mixture component's mean moves with the emotion; each take keeps its own noise
+            z_exp = z_exp - self.exp.prior_means[emotion] + (w @ self.exp.prior_means)[:, None, :]
+            steps = list(reversed(ef.steps))  # plan order
+            log_scale = torch.stack([w @ st.actnorm.log_scale for st in steps], 1)  # (T, K, D)
+            inv_scale = torch.exp(-log_scale)[:, :, None, :].expand(-1, -1, b, -1)
+            bias = torch.stack([w @ st.actnorm.bias for st in steps], 1)[:, :, None, :].expand(-1, -1, b, -1)
         exp_chain = Chain(z=z_exp, frame_tok=ef.frame_tokens(frame_exp, exp_plan),
                           prev_tok=ef.prev_tokens(src[:, None, :].expand(b, c.tau, c.exp_dim), exp_plan),
-                          inv_scale=torch.stack(exp_plan.inv_scale), bias=torch.stack(exp_plan.bias))
+                          inv_scale=inv_scale, bias=bias)
         pose_chain = Chain(z=z_pose, frame_tok=pf.frame_tokens(f_a, pose_plan),
                            prev_tok=pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan),
                            inv_scale=torch.stack(pose_plan.inv_scale), bias=torch.stack(pose_plan.bias))

@@ -28,8 +28,12 @@ class Chain:
     z: torch.Tensor  # (T, B, D) latents
     frame_tok: torch.Tensor  # (K, T, H) frame-context tokens (shared by the takes)
     prev_tok: torch.Tensor  # (K, B, tau, H) previous-frame tokens
-    inv_scale: torch.Tensor  # (K, B, D) actnorm exp(-log_scale) per step (plan order)
-    bias: torch.Tensor  # (K, B, D)
+    inv_scale: torch.Tensor  # (K, B, D) actnorm exp(-log_scale) per step (plan order), or (T, K, B, D)
+    bias: torch.Tensor  # (K, B, D), or (T, K, B, D) when the emotion changes over time
+
+    @property
+    def per_frame(self) -> bool:
+        return self.inv_scale.dim() == 4
 
 
 def _step_fn(flow, plan):
@@ -73,7 +77,8 @@ class FrameStepper:
     def _trace(flow, chain: Chain):
         zeros = torch.zeros(chain.z.shape[1], dtype=torch.long, device=chain.z.device)
         fn = _step_fn(flow, flow.plan(zeros))
-        example = (chain.z[0], chain.frame_tok[:, 0], chain.prev_tok, chain.inv_scale, chain.bias)
+        scale, bias = (chain.inv_scale[0], chain.bias[0]) if chain.per_frame else (chain.inv_scale, chain.bias)
+        example = (chain.z[0], chain.frame_tok[:, 0], chain.prev_tok, scale, bias)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about the python loop over steps
             return torch.jit.trace(fn, example, check_trace=False)
@@ -90,6 +95,7 @@ class FrameStepper:
         def chain_loop(step, chain: Chain, out: torch.Tensor, report) -> None:
             prev = chain.prev_tok
             every = max(1, t_len // 50)
+            scale, bias = chain.inv_scale, chain.bias
             try:
                 with torch.inference_mode():
                     for t in range(t_len):
@@ -97,7 +103,9 @@ class FrameStepper:
                             return
                         if cancel is not None and cancel.is_set():
                             raise Cancelled("generation cancelled")
-                        x, prev = step(chain.z[t], chain.frame_tok[:, t], prev, chain.inv_scale, chain.bias)
+                        if chain.per_frame:  # the emotion changes over time: this frame's actnorm
+                            scale, bias = chain.inv_scale[t], chain.bias[t]
+                        x, prev = step(chain.z[t], chain.frame_tok[:, t], prev, scale, bias)
                         out[:, t] = x
                         if report is not None and (t % every == 0 or t == t_len - 1):
                             report((t + 1) / t_len, "sampling")

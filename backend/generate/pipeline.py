@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from flowvq_shared.channels import N_EXPRESSION, emotion_index
-from flowvq_shared.settings import GenerateSettings
+from flowvq_shared.settings import GenerateSettings, emotion_track
 from flowvq_shared.takes import Take
 
 from ..errors import BadAudio, BadRequest, NotImplementedYet
@@ -90,7 +90,7 @@ class Generator:
         if not np.isfinite(audio).all():
             raise BadAudio("audio contains NaN or inf")
         s = settings
-        emo = emotion_index(s.emotion)
+        emo = emotion_index(s.emotion_keys[0][0] if s.keyed else s.emotion)  # keys: the first key's class
         ref = _expression("reference_expression", reference_expression)
         src = _expression("source_expression", source_expression)
         neutral = src if src is not None else torch.zeros(N_EXPRESSION)
@@ -112,8 +112,14 @@ class Generator:
             seed = s.seed & 0xFFFFFFFFFFFFFFFF
             rngs = [np.random.default_rng([seed, k]) for k in range(n_takes)]
             lids = take_lids(audio, emo, n_frames, s.fps, seed, n_takes) if s.blinks else None
+            weights, intensity = (emotion_track(s, n_frames, s.fps) if s.keyed else (None, s.intensity))
+            if s.keyed:
+                if ref is not None or manifold:
+                    raise BadRequest("emotion keys do not combine with an emotion reference")
+                intensity = torch.from_numpy(intensity).to(self.device)[None, :, None]  # (1, T, 1)
+                weights = torch.from_numpy(weights)
             exp, pose = m.sample(windows, emo, neutral, rngs, temperature=s.temperature, reference=ref,
-                                 manifold=manifold, progress=progress, cancel=cancel)
+                                 manifold=manifold, progress=progress, cancel=cancel, emotion_weights=weights)
             applied, note = 0.0, ""
             if s.phone_guidance > 0:
                 guided, note = guide(exp.float().cpu().numpy(), phones, n_frames, s.fps, s.phone_guidance)
@@ -121,9 +127,10 @@ class Generator:
                     exp = torch.from_numpy(guided).to(exp.device, exp.dtype)
                     applied = s.phone_guidance
             neutral = neutral.to(exp.device)
-            exp = neutral + s.intensity * (exp - neutral)
+            exp = neutral + intensity * (exp - neutral)
+            top = max([s.intensity] + [k[2] for k in s.emotion_keys])
             lo = torch.minimum(m.exp_lo, neutral)
-            hi = neutral + max(1.0, s.intensity) * (m.exp_hi - neutral).clamp_min(0)
+            hi = neutral + max(1.0, top) * (m.exp_hi - neutral).clamp_min(0)
             exp = torch.maximum(torch.minimum(exp, hi), lo)
             if lids is not None:  # after sampling: the mouth stays exactly what the flow made; full closure at any intensity
                 lid_idx = list(LID_CHANNELS)
