@@ -43,6 +43,14 @@ def settings_of(scene) -> results.GenerateSettings:
                                  scene_fps(scene))
 
 
+def keyed_settings(scene, settings, frame_start: int) -> tuple[results.GenerateSettings, str]:
+    """`settings` with the timeline's emotion keys, seconds from the audio's first frame at the
+    scene rate (keys before it clamped: results.emotion_keys_from_frames), and the clamp note."""
+    keys = [(k.frame, k.emotion, k.intensity) for k in scene.flowvq.emotion_keys]
+    keyed, note = results.emotion_keys_from_frames(keys, frame_start, scene_fps(scene))
+    return results.with_emotion_keys(settings, keyed), note
+
+
 @dataclass(frozen=True)
 class GenerateSpec:
     """Everything needed to apply a generate result, by name (no bpy objects kept)."""
@@ -52,6 +60,7 @@ class GenerateSpec:
     pose: takes.PoseTarget
     calibration: retarget.Calibration
     label: str = ""  # names the takes for where the emotion came from ("reference")
+    note: str = ""  # said with the result (e.g. emotion keys clamped to the audio's start)
 
     def apply(self, result: dict) -> str:
         scene = bpy.data.scenes[self.scene]
@@ -69,6 +78,7 @@ class GenerateSpec:
         names = ", ".join(obj.flowvq.takes[i].name for i in range(first, first + len(new)))
         notes = sorted({t.guidance_note for t in new if t.guidance_note})
         note = f" Phone guidance: {'; '.join(notes)}." if notes else ""
+        note += f" Note: {self.note}." if self.note else ""
         return f"{len(new)} take(s) on '{obj.name}': {names}. {mapping.summary()}{note}"
 
 
@@ -121,6 +131,9 @@ class FLOWVQ_OT_generate(tasks.JobOperator, bpy.types.Operator):
                 raise UserError(f"none of '{obj.name}''s shape keys has an ARKit name")
             settings = settings_of(scene)
             audio, frame_start, _label = audio_source(scene)
+            note = ""
+            if s.emotion_source == "KEYS":
+                settings, note = keyed_settings(scene, settings, frame_start)
             image = None
             if s.emotion_source == "IMAGE":
                 path = bpy.path.abspath(s.reference_image)
@@ -137,7 +150,7 @@ class FLOWVQ_OT_generate(tasks.JobOperator, bpy.types.Operator):
         obj.flowvq.last_mapping = mapping.summary()
         request = results.generate_request(settings, audio, image)
         spec = GenerateSpec(scene.name, obj.name, frame_start, pose, calibration_of(s),
-                            label="reference" if image is not None else "")
+                            label="reference" if image is not None else "", note=note)
         return tasks.start(self, context, request, spec, self.blocking, self.timeout)
 
 

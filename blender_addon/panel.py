@@ -13,6 +13,23 @@ class FLOWVQ_UL_takes(bpy.types.UIList):
         row.prop(item, "weight", text="", emboss=False)
 
 
+class FLOWVQ_UL_emotion_keys(bpy.types.UIList):
+    """The emotion keys, shown in frame order (the collection keeps the order they were added)."""
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.prop(item, "frame", text="", emboss=False)
+        row.prop(item, "emotion", text="")
+        row.prop(item, "intensity", text="")
+
+    def filter_items(self, context, data, propname):
+        keys = getattr(data, propname)
+        by_frame = sorted(range(len(keys)), key=lambda i: keys[i].frame)
+        order = [0] * len(keys)
+        for position, i in enumerate(by_frame):
+            order[i] = position
+        return [], order
+
+
 class FLOWVQ_UL_calibration(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
@@ -67,8 +84,18 @@ class FLOWVQ_PT_generate(_FlowVQPanel, bpy.types.Panel):
         layout.prop(s, "emotion_source", expand=True)
         if s.emotion_source == "LABEL":
             layout.prop(s, "emotion")
-        else:
+        elif s.emotion_source == "IMAGE":
             layout.prop(s, "reference_image")
+        else:
+            layout.template_list("FLOWVQ_UL_emotion_keys", "", s, "emotion_keys", s,
+                                 "emotion_key_index", rows=3)
+            row = layout.row(align=True)
+            row.operator("flowvq.emotion_key_add", text="Add Key at Current Frame",
+                         icon="KEYFRAME_HLT")
+            row.operator("flowvq.emotion_key_remove", text="", icon="REMOVE")
+            layout.prop(s, "emotion_markers")
+            layout.label(text="New key:")
+            layout.prop(s, "emotion")
         layout.prop(s, "intensity")
         row = layout.row(align=True)
         row.prop(s, "takes")
@@ -154,5 +181,5 @@ class FLOWVQ_PT_plates(_FlowVQPanel, bpy.types.Panel):
         layout.operator("flowvq.render_plates", icon="RENDER_ANIMATION")
 
 
-classes = (FLOWVQ_UL_takes, FLOWVQ_UL_calibration, FLOWVQ_PT_main, FLOWVQ_PT_generate,
+classes = (FLOWVQ_UL_takes, FLOWVQ_UL_emotion_keys, FLOWVQ_UL_calibration, FLOWVQ_PT_main, FLOWVQ_PT_generate,
            FLOWVQ_PT_takes, FLOWVQ_PT_target, FLOWVQ_PT_plates)

@@ -29,6 +29,20 @@ def _active_take_changed(self, context):
         takes.activate(obj, self.active_take)
 
 
+def _emotion_keys_changed(self, context):
+    from . import ops_emotion  # late: the operators module imports this one
+
+    ops_emotion.sync_markers(self.id_data)
+
+
+class FlowVQEmotionKey(bpy.types.PropertyGroup):
+    """An emotion key on the timeline: from this frame on, this emotion (blended over 0.6 s)."""
+    frame: IntProperty(name="Frame", description="Scene frame of the key; seconds are counted "
+                       "from the audio's first frame", update=_emotion_keys_changed)
+    emotion: _contract("emotion", update=_emotion_keys_changed)
+    intensity: _contract("intensity", update=_emotion_keys_changed)
+
+
 class FlowVQTake(bpy.types.PropertyGroup):
     # name (inherited) is the label shown in the take list, e.g. "FlowVQ happy s7 t2"
     shape_action: PointerProperty(type=bpy.types.Action, name="Shape-key Action")
@@ -81,9 +95,16 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
     audio_file: StringProperty(name="Audio File", subtype="FILE_PATH")
     emotion_source: EnumProperty(name="Emotion From", items=[
         ("LABEL", "Label", "One of the 9 emotion classes"),
-        ("IMAGE", "Reference Image", "Transfer the emotion of a face in an image")],
+        ("IMAGE", "Reference Image", "Transfer the emotion of a face in an image"),
+        ("KEYS", "Keys", "Emotion keys on the timeline: the emotion changes during the take")],
         default="LABEL")
     reference_image: StringProperty(name="Reference Image", subtype="FILE_PATH")
+    emotion_keys: CollectionProperty(type=FlowVQEmotionKey, name="Emotion Keys")
+    emotion_key_index: IntProperty(name="Active Emotion Key", default=0)
+    emotion_markers: BoolProperty(name="Timeline Markers", default=True,
+                                  description="Show the emotion keys as timeline markers "
+                                              "(\"FlowVQ sad\"), rewritten when a key changes",
+                                  update=_emotion_keys_changed)
     # the generate settings: declared once, in flowvq_shared.settings.GenerateSettings
     emotion: _contract("emotion")
     intensity: _contract("intensity")
@@ -136,7 +157,7 @@ class FlowVQStatus(bpy.types.PropertyGroup):
     last_report: StringProperty()
 
 
-classes = (FlowVQTake, FlowVQObjectSettings, FlowVQCalibrationRow, FlowVQSceneSettings,
+classes = (FlowVQEmotionKey, FlowVQTake, FlowVQObjectSettings, FlowVQCalibrationRow, FlowVQSceneSettings,
            FlowVQStatus)
 
 

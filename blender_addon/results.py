@@ -53,6 +53,52 @@ def settings_from(values: dict, fps: float) -> GenerateSettings:
                             fps=round(float(fps), 6))
 
 
+MARKER_PREFIX = "FlowVQ "  # the timeline markers that show the emotion keys
+
+
+def marker_name(emotion: str, intensity: float) -> str:
+    """The timeline marker of an emotion key: "FlowVQ sad", "FlowVQ happy 0.6"."""
+    return MARKER_PREFIX + emotion + ("" if math.isclose(intensity, 1.0, abs_tol=5e-4)
+                                      else f" {intensity:.3g}")
+
+
+def emotion_keys_from_frames(keys, frame_start: int, fps: float) -> tuple[tuple, str]:
+    """The contract's `emotion_keys` from timeline keys (frame, label, intensity), in any order.
+
+    Seconds count from the audio's first frame `frame_start` at the scene rate `fps`. A key
+    before the audio is clamped: the last key at or before `frame_start` holds from the audio's
+    start (0 s), earlier ones would never show and are dropped; the returned note says so ("" if
+    nothing was clamped). Two keys on one frame: TakeError naming the frame.
+    """
+    keys = sorted((int(f), str(label), round(float(i), 6)) for f, label, i in keys)
+    if not keys:
+        raise TakeError("no emotion keys: add one with Add Emotion Key at Current Frame "
+                        "(or set Emotion From to Label)")
+    for (a, *_), (b, *_) in zip(keys, keys[1:]):
+        if a == b:
+            raise TakeError(f"two emotion keys at frame {a}: remove one")
+    before = [k for k in keys if k[0] < frame_start]
+    note = ""
+    if before and not any(k[0] == frame_start for k in keys):
+        kept = before[-1]
+        keys = [(frame_start, kept[1], kept[2])] + [k for k in keys if k[0] > frame_start]
+        dropped = len(before) - 1
+        note = (f"emotion key at frame {kept[0]} is before the audio's start (frame "
+                f"{frame_start}): it holds from the start"
+                + (f"; {dropped} earlier key(s) dropped" if dropped else ""))
+    elif before:
+        keys = [k for k in keys if k[0] >= frame_start]
+        note = (f"{len(before)} emotion key(s) before the audio's start (frame {frame_start}) "
+                "dropped: the key at the start holds from there")
+    out = tuple((label, round((f - frame_start) / fps, 6), i) for f, label, i in keys)
+    return GenerateSettings(emotion_keys=out).emotion_keys, note  # the contract's checks
+
+
+def with_emotion_keys(s: GenerateSettings, keys: tuple) -> GenerateSettings:
+    """`s` keyed over time; `emotion`/`intensity` become the first key's (they name the take)."""
+    return s.replace(emotion_keys=keys, emotion=keys[0][0], intensity=keys[0][2])
+
+
 def generate_request(s: GenerateSettings, audio: bytes, reference_image: bytes | None = None) -> dict:
     request = {"type": "generate", **s.to_wire(), "audio": audio}
     if reference_image is not None:
@@ -79,6 +125,9 @@ def take_name(take: Take, label: str = "") -> str:
     if take.source.startswith("livelink:"):
         stem = take.source.split(":", 1)[1].rsplit(".", 1)[0]
         return f"LiveLink {stem}"
+    if not label and take.settings.emotion_keys:  # keyed: "sad-happy", each change once
+        labels = [k[0] for k in take.settings.emotion_keys]
+        label = "-".join(a for j, a in enumerate(labels) if j == 0 or a != labels[j - 1])
     return f"FlowVQ {label or take.emotion} s{take.seed} t{take.index}"
 
 

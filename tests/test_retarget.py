@@ -209,3 +209,36 @@ def test_resample_to_the_scene_rate():
     assert r.fps == 30.0 and r.n_frames == 31
     np.testing.assert_allclose(r.expression[:, 0], np.linspace(0, 1, 31), atol=1e-6)
     assert results.resample(t, 60.0) is t
+
+
+def test_emotion_keys_from_the_timeline():
+    """Frames -> seconds from the audio's first frame at the scene rate; keys before it clamped."""
+    keys, note = results.emotion_keys_from_frames([(59, "happy", np.float32(0.6).item()),
+                                                   (11, "sad", 1.0)], 11, 24.0)
+    assert keys == (("sad", 0.0, 1.0), ("happy", 2.0, 0.6)) and note == ""
+    # 23.976 fps: fps / fps_base
+    keys, _ = results.emotion_keys_from_frames([(1, "sad", 1.0), (25, "happy", 1.0)], 1, 24000 / 1001)
+    assert keys[1][1] == pytest.approx(1.001)
+    # before the audio: the last such key holds from 0 s, earlier ones dropped, and said so
+    keys, note = results.emotion_keys_from_frames(
+        [(2, "angry", 1.0), (5, "sad", 0.5), (59, "happy", 1.0)], 11, 24.0)
+    assert keys == (("sad", 0.0, 0.5), ("happy", 2.0, 1.0))
+    assert "frame 5 is before the audio's start (frame 11)" in note and "1 earlier" in note
+    keys, note = results.emotion_keys_from_frames([(5, "sad", 1.0), (11, "angry", 1.0)], 11, 24.0)
+    assert keys == (("angry", 0.0, 1.0),) and "dropped" in note
+    with pytest.raises(results.TakeError, match="two emotion keys at frame 30"):
+        results.emotion_keys_from_frames([(30, "sad", 1.0), (30, "happy", 1.0)], 1, 24.0)
+    with pytest.raises(results.TakeError, match="no emotion keys"):
+        results.emotion_keys_from_frames([], 1, 24.0)
+    with pytest.raises(ProtocolError, match="intensity"):
+        results.emotion_keys_from_frames([(1, "sad", 3.0)], 1, 24.0)
+    s = results.with_emotion_keys(GenerateSettings(seed=7), (("sad", 0.0, 0.5), ("happy", 2.0, 1.0)))
+    assert s.emotion == "sad" and s.intensity == 0.5 and s.keyed
+    assert results.generate_request(s, b"RIFF")["emotion_keys"] == [["sad", 0.0, 0.5],
+                                                                    ["happy", 2.0, 1.0]]
+    t = Take(expression=np.zeros((10, 64)), pose=np.zeros((10, 6)),
+             settings=s.replace(emotion_keys=(("sad", 0.0, 1.0), ("sad", 1.0, 0.5),
+                                              ("happy", 2.0, 1.0))))
+    assert results.take_name(t) == "FlowVQ sad-happy s7 t1"
+    assert results.marker_name("happy", np.float32(0.6).item()) == "FlowVQ happy 0.6"
+    assert results.marker_name("sad", 1.0) == "FlowVQ sad"
