@@ -655,6 +655,132 @@ def test_emotion_from_a_reference_image(bpy, rig, tiny_server):
     assert "does not exist" in msg
 
 
+@pytest.fixture
+def keyed_scene(bpy, rig):
+    """Emotion keys on the timeline of the rig's scene; cleared (keys, markers, mode) afterwards."""
+    scene = bpy.context.scene
+    s = scene.flowvq
+    scene.sequence_editor.active_strip = scene.sequence_editor.strips["speech"]
+    saved = (s.takes, s.seed, s.emotion, s.intensity, s.blinks, s.phone_guidance,
+             scene.frame_current)
+    yield scene
+    s.emotion_keys.clear()
+    s.emotion_markers = True  # rewrites the markers from no keys: none left
+    s.emotion_source = "LABEL"
+    s.takes, s.seed, s.emotion, s.intensity, s.blinks, s.phone_guidance, \
+        scene.frame_current = saved
+    assert not [m for m in scene.timeline_markers if m.name.startswith("FlowVQ ")]
+
+
+def key_at(bpy, scene, frame: int, emotion: str, intensity: float = 1.0) -> None:
+    """What the animator does: go to the frame, pick the emotion, Add Emotion Key."""
+    scene.frame_current = frame
+    scene.flowvq.emotion, scene.flowvq.intensity = emotion, intensity
+    assert bpy.ops.flowvq.emotion_key_add() == {"FINISHED"}
+
+
+def spy_generate(bpy) -> dict:
+    """Generate (blocking) and return what the server sent, exactly as it arrived."""
+    results = sys.modules[ADDON + ".results"]
+    parse, sent = results.takes_from_result, []
+
+    def spy(result):
+        sent.append(result)
+        return parse(result)
+
+    results.takes_from_result = spy
+    try:
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=600) == {"FINISHED"}
+    finally:
+        results.takes_from_result = parse
+    return sent[0]
+
+
+def test_emotion_keys_on_the_timeline(bpy, keyed_scene, tiny_server):
+    """Keys -> markers, seconds from the strip's start at the scene rate, clamped before it, one
+    take whose provenance holds the keys; the list's edits move the markers."""
+    import json
+
+    point_at(bpy, tiny_server.port)
+    scene, s = keyed_scene, keyed_scene.flowvq
+    obj = build_ict(bpy, "ICT keys")
+    s.target, s.takes, s.emotion_source = obj, 1, "LABEL"
+    key_at(bpy, scene, 5, "angry")  # before the strip (frame 11): dropped
+    assert s.emotion_source == "KEYS"  # keying switches Emotion From to Keys
+    key_at(bpy, scene, 8, "sad", 0.5)  # before the strip: holds from its start
+    key_at(bpy, scene, STRIP_START + 3 * FPS, "happy")
+    markers = sorted((m.frame, m.name) for m in scene.timeline_markers)
+    assert markers == [(5, "FlowVQ angry"), (8, "FlowVQ sad 0.5"),
+                       (STRIP_START + 3 * FPS, "FlowVQ happy")]
+    s.emotion_keys[2].frame = STRIP_START + 2 * FPS  # edited in the list: the marker follows
+    assert (STRIP_START + 2 * FPS, "FlowVQ happy") in [(m.frame, m.name)
+                                                       for m in scene.timeline_markers]
+    sent = spy_generate(bpy)
+    keys = [["sad", 0.0, 0.5], ["happy", 2.0, 1.0]]
+    assert sent["settings"]["emotion_keys"] == keys
+    (item,) = obj.flowvq.takes
+    assert item.name == "FlowVQ sad-happy s7 t1"
+    assert json.loads(item.provenance)["settings"]["emotion_keys"] == keys
+    assert json.loads(item.shape_action["flowvq_provenance"])["settings"]["emotion_keys"] == keys
+    report = bpy.context.window_manager.flowvq_status.last_report
+    assert "frame 8 is before the audio's start (frame 11)" in report and "1 earlier" in report
+    # remove the active key: its marker goes too; two keys on one frame are refused
+    s.emotion_key_index = 0
+    assert bpy.ops.flowvq.emotion_key_remove() == {"FINISHED"}
+    assert "FlowVQ angry" not in [m.name for m in scene.timeline_markers]
+    s.emotion_keys.add()
+    s.emotion_keys[-1].frame, s.emotion_keys[-1].emotion = STRIP_START + 2 * FPS, "fear"
+    assert "two emotion keys at frame 59" in report_error(
+        bpy, lambda: bpy.ops.flowvq.generate(blocking=True))
+    s.emotion_keys.clear()
+    assert "no emotion keys" in report_error(bpy, lambda: bpy.ops.flowvq.generate(blocking=True))
+    assert len(obj.flowvq.takes) == 1
+
+
+# brows, cheeks, smile, frown, squint, sneer: what an emotion shows beside the speaking mouth
+EMOTION_KEYS_OF_THE_FACE = ("brow", "cheek", "mouthSmile", "mouthFrown", "mouthDimple",
+                            "eyeSquint", "eyeWide", "noseSneer")
+
+
+def test_a_take_keyed_sad_then_happy_switches_inside_the_take(bpy, keyed_scene, default_server):
+    """Sad at the strip's start, happy halfway: ONE take, sad-like in its first third and
+    happy-like in its last (against plain sad and happy takes of the same seed)."""
+    import json
+
+    _require(bpy, default_server, "generate")
+    scene, s = keyed_scene, keyed_scene.flowvq
+    obj = build_ict(bpy, "ICT sad-happy")
+    s.target, s.takes, s.seed, s.blinks, s.phone_guidance = obj, 1, 3, False, 0.0
+    half = 4 * FPS  # the clip is 8 s
+    key_at(bpy, scene, STRIP_START, "sad")
+    key_at(bpy, scene, STRIP_START + half, "happy")
+    spy_generate(bpy)
+    s.emotion_source = "LABEL"
+    for emotion in ("sad", "happy"):  # plain takes, same seed, same audio
+        s.emotion, s.intensity = emotion, 1.0
+        spy_generate(bpy)
+    keyed, sad, happy = obj.flowvq.takes
+    assert [t.name for t in obj.flowvq.takes] == ["FlowVQ sad-happy s3 t1", "FlowVQ sad s3 t1",
+                                                  "FlowVQ happy s3 t1"]
+    keys = json.loads(keyed.provenance)["settings"]["emotion_keys"]
+    assert keys == [["sad", 0.0, 1.0], ["happy", 4.0, 1.0]]
+
+    def face(item):
+        curves = curves_of(bpy, item.shape_action)
+        paths = sorted(p for p in curves if p[0].split('"')[1].startswith(EMOTION_KEYS_OF_THE_FACE))
+        return np.stack([curves[p][:, 1] for p in paths], 1)
+
+    e, sad_mean, happy_mean = face(keyed), face(sad).mean(0), face(happy).mean(0)
+    assert e.shape[1] >= 20
+    n = len(e)
+    first, last = e[: n // 3].mean(0), e[-(n // 3):].mean(0)
+    dist = lambda x, ref: float(np.linalg.norm(x - ref))  # noqa: E731
+    print(f"first third: to sad {dist(first, sad_mean):.3f}, to happy {dist(first, happy_mean):.3f};"
+          f" last third: to sad {dist(last, sad_mean):.3f}, to happy {dist(last, happy_mean):.3f}")
+    assert dist(first, sad_mean) < dist(first, happy_mean)
+    assert dist(last, happy_mean) < dist(last, sad_mean)
+
+
 def test_backend_lost_then_back_keeps_takes_and_reconnects(bpy, generated):
     """The backend goes away: the add-on says so and keeps every take; it comes back: work goes on."""
     import socket
