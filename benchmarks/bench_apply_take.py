@@ -58,10 +58,11 @@ def apply_60s_take(bpy, seed: int = 0) -> float:
     t = int(SECONDS * FPS)
     rng = np.random.default_rng(seed)
     smooth = lambda a: np.cumsum(a, axis=0) / np.sqrt(t)  # noqa: E731  (random walks)
-    take = takes.TakeCurves(expression=smooth(rng.normal(size=(t, 64))).astype(np.float32),
-                            pose=0.1 * smooth(rng.normal(size=(t, 6))).astype(np.float32),
-                            names=tuple(names), fps=FPS, emotion="talking", intensity=1.0,
-                            seed=seed, index=1)
+    # flowvq_shared.takes.Take, as the add-on sees it (vendored in the extension)
+    take = shared.takes.Take(expression=smooth(rng.normal(size=(t, 64))).astype(np.float32),
+                             pose=0.1 * smooth(rng.normal(size=(t, 6))).astype(np.float32),
+                             names=tuple(names), index=1,
+                             settings=shared.settings.GenerateSettings(fps=FPS, seed=seed))
     t0 = time.perf_counter()
     index = takes.add_take(bpy.context.scene, obj, take, 1)
     takes.activate(obj, index)

@@ -29,17 +29,6 @@ class PoseTarget:
     translation_scale: float = 1.0
 
 
-def TakeCurves(expression, pose, names, fps, emotion="talking", intensity=1.0, seed=0, index=1,
-               temperature=1.0, audio_sha256=""):
-    """The older add-on's take record, as a shared Take (for scripts written against it)."""
-    s = results.GenerateSettings(emotion=emotion, intensity=float(intensity), seed=int(seed),
-                                 fps=float(fps), temperature=float(temperature))
-    exp = np.asarray(expression, np.float32)
-    return Take(expression=exp, settings=s, index=int(index), audio_sha256=audio_sha256,
-                names=tuple(names),
-                pose=np.zeros((exp.shape[0], channels.N_POSE), np.float32) if pose is None else pose)
-
-
 def shape_keys_of(obj) -> list[str]:
     if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
         return []
