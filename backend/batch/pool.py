@@ -65,9 +65,14 @@ class WorkerPool:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         threads = max(1, int(cpus_per_worker)) if cpus_per_worker else 0
+        # Native thread pools (OpenMP, OpenBLAS, MKL) sized to the worker's CPUs, set before the
+        # worker process starts: left at the machine's core count, two workers sharing a node
+        # spin against each other (measured: each line 2x slower; docs/scale.md).
+        n = str(threads or 1)
+        env = {k: n for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         self._cls = ray.remote(GenerateWorker).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=max_restarts,
-            max_task_retries=max_task_retries)
+            max_task_retries=max_task_retries, runtime_env={"env_vars": env})
         self._args = (checkpoint, device, threads)
         self.workers = [self._cls.remote(*self._args) for _ in range(size)]
         self._inflight: dict[Any, int] = {w: 0 for w in self.workers}  # submit(): calls per actor
