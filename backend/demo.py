@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from flowvq_shared.protocol import ProtocolError
+
 from .errors import FlowVQError, NotImplementedYet
 
 SENTENCE = ("Every take is a new performance: the lips stay in sync while the blinks, "
@@ -68,7 +70,8 @@ def _stage(name: str):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flowvq.demo")
     ap.add_argument("--out", default="out/demo")
-    ap.add_argument("--emotion", default="happy")
+    ap.add_argument("--emotion", default="happy",
+                    help='an emotion, or keys over time: "sad:0,happy@0.6:3" (label[@intensity]:seconds)')
     ap.add_argument("--takes", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
@@ -85,11 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     t = _stage(f"takes: {args.takes} x '{args.emotion}', seed {args.seed}")
     takes = []
     try:
+        from flowvq_shared.settings import GenerateSettings, parse_emotion_keys
+
         from . import jobs
         from .audio import load_audio
 
         audio = load_audio(wav)
-        settings = jobs.GenerateSettings(emotion=args.emotion, takes=args.takes, seed=args.seed, fps=25.0)
+        # --emotion happy, or keys over time: --emotion "sad:0,happy:3" (one take that changes)
+        keys = parse_emotion_keys(args.emotion) if ":" in args.emotion else ()
+        settings = GenerateSettings(emotion=keys[0][0] if keys else args.emotion, emotion_keys=keys,
+                                    takes=args.takes, seed=args.seed, fps=25.0)
         takes = jobs.generate(jobs.Models(), audio, settings)
         for k, take in enumerate(takes, 1):
             print(take.save(out / "takes", k))
@@ -135,6 +143,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except FlowVQError as e:
+    except ProtocolError as e:  # FlowVQError, or a refused setting (e.g. a bad --emotion)
         print(f"error: {e.message}", file=sys.stderr)
         sys.exit(2)
