@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadAudio, TooLarge
+from .errors import BadAudio, TooLarge, readable_file
 
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.5
 MAX_SECONDS = 600.0  # 10 minutes per request; longer dialogue is split into shots by the user
 SILENCE_RMS = 1e-4  # about -80 dBFS: below this nothing can drive a mouth
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_CHANNELS = 16  # stereo, 5.1, 7.1... are mixed down to mono
+MIN_RATE, MAX_RATE = 4000, 192000
 
 
 @dataclass(frozen=True)
@@ -40,15 +43,15 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS,
         data = bytes(source)
         label = name or "audio data"
     else:
-        path = Path(source)
+        path = readable_file(source, "audio file", BadAudio)
         label = name or str(path)
-        if not path.exists():
-            raise BadAudio(f"audio file not found: {path}")
-        if not path.is_file():
-            raise BadAudio(f"not a file: {path}")
-        data = path.read_bytes() if path.stat().st_size <= 512 * 1024 * 1024 else None
-        if data is None:
-            raise TooLarge(f"{label} is larger than 512 MiB; the limit is {max_seconds:g} s of audio")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise TooLarge(f"{label} is larger than {MAX_FILE_BYTES // 2**20} MiB; the limit is "
+                           f"{max_seconds:g} s of audio")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BadAudio(f"cannot read {path}: {e.strerror or e}") from None
     if len(data) == 0:
         raise BadAudio(f"{label} is empty")
     digest = hashlib.sha256(data).hexdigest()
@@ -65,10 +68,21 @@ def from_samples(samples: np.ndarray, rate: int, max_seconds: float = MAX_SECOND
     if x.dtype.kind == "i":
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
     x = x.astype(np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.shape[1] <= 16 else x.mean(axis=0)
-    if not 4000 <= int(rate) <= 192000:
-        raise BadAudio(f"{label}: sample rate {rate} Hz is not supported (4 kHz to 192 kHz)")
+    if x.ndim == 2:  # (N, channels), or (channels, N) from a planar source
+        if x.shape[1] <= MAX_CHANNELS:
+            x = x.mean(axis=1)
+        elif x.shape[0] <= MAX_CHANNELS:
+            x = x.mean(axis=0)
+        else:
+            raise BadAudio(f"{label}: {list(x.shape)} samples: at most {MAX_CHANNELS} channels "
+                           "(they are mixed down to mono)")
+    try:
+        rate_ok = MIN_RATE <= float(rate) <= MAX_RATE and float(rate) == int(rate)
+    except (TypeError, ValueError, OverflowError):
+        rate_ok = False
+    if not rate_ok:
+        raise BadAudio(f"{label}: sample rate {rate} Hz is not supported (a whole number of Hz, "
+                       f"{MIN_RATE // 1000} kHz to {MAX_RATE // 1000} kHz)")
     if x.size == 0:
         raise BadAudio(f"{label} has no samples")
     if not np.isfinite(x).all():
@@ -126,6 +140,10 @@ def _decode_ffmpeg(data: bytes, label: str, max_seconds: float) -> np.ndarray:
             proc = subprocess.run(cmd, capture_output=True, timeout=120)
         except subprocess.TimeoutExpired:
             raise BadAudio(f"{label}: decoding took too long") from None
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0 and ("does not contain any stream" in err
+                                 or "matches no streams" in err):
+        raise BadAudio(f"{label} has no audio track")
     if proc.returncode != 0 or len(proc.stdout) < 2:
         raise BadAudio(f"{label} is not an audio file flowvq can read "
                        "(wav, flac, ogg, mp3, or a video with an audio track)")

@@ -53,3 +53,33 @@ class Cancelled(FlowVQError):
 
 class CheckpointError(FlowVQError):
     code = "bad_checkpoint"
+
+
+def readable_file(path, what: str, error: type[FlowVQError] = FlowVQError):
+    """The path if it names a regular file this process can open; `error` says why not.
+
+    One check for every CLI entry point that reads a user's file: missing, a folder, a FIFO or
+    device (reading would block or never end), or no permission.
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except PermissionError:
+        raise error(f"cannot read {path}: permission denied") from None
+    except OSError as e:
+        raise error(f"cannot read {path}: {e.strerror or e}") from None
+    import stat as _stat
+
+    a = "an" if what[:1] in "aeiou" else "a"
+    if _stat.S_ISDIR(st.st_mode):
+        raise error(f"{path} is a folder, not {a} {what}")
+    if not _stat.S_ISREG(st.st_mode):
+        raise error(f"{path} is not a regular file (a pipe or a device cannot be read as {a} {what})")
+    if not os.access(path, os.R_OK):
+        raise error(f"cannot read {path}: permission denied")
+    return path

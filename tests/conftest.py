@@ -101,3 +101,87 @@ def portrait_png(tmp_path_factory) -> Path:
     from flowvq.demo import portrait
 
     return portrait(tmp_path_factory.mktemp("portrait") / "astronaut.png")
+
+
+def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
+    """A valid 1-bit PNG of width x height pixels in ~110 KB (2.7 GB once decoded to RGB):
+    a decompression bomb, written in half a second without Pillow's own guard."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    rows = (b"\0" * (1 + (width + 7) // 8)) * 1000
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(rows) for _ in range(height // 1000)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def bad_media(folder: Path) -> dict[str, Path]:
+    """One file (or path) per class of bad input the entry points must refuse in one line."""
+    import io
+
+    import cv2
+    import imageio_ffmpeg
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out: dict[str, Path] = {}
+
+    def put(name: str, data: bytes) -> None:
+        out[name] = folder / name
+        out[name].write_bytes(data)
+
+    put("bomb.png", png_bomb())
+    img = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", img)[1].tobytes()
+    jpg = cv2.imencode(".jpg", img)[1].tobytes()
+    put("truncated.png", png[: len(png) // 2])
+    put("truncated.jpg", jpg[: len(jpg) // 2])
+    put("corrupt.png", b"\x89PNG\r\n\x1a\n" + rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    put("empty.png", b"")
+    out["folder.png"] = folder / "folder.png"
+    out["folder.png"].mkdir(exist_ok=True)
+    out["fifo.png"] = folder / "fifo.png"
+    if not out["fifo.png"].exists():
+        os.mkfifo(out["fifo.png"])
+    out["missing.png"] = folder / "missing.png"
+
+    t = np.arange(32000) / 16000
+    speech = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([speech] * 20, axis=1), 16000, format="WAV")
+    put("20ch.wav", buf.getvalue())
+    buf = io.BytesIO()
+    sf.write(buf, speech, 1000, format="WAV")
+    put("1khz.wav", buf.getvalue())
+    out["folder.wav"] = folder / "folder.wav"
+    out["folder.wav"].mkdir(exist_ok=True)
+    out["fifo.wav"] = folder / "fifo.wav"
+    if not out["fifo.wav"].exists():
+        os.mkfifo(out["fifo.wav"])
+
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    for name, args in (("silent_video.mp4", ["-t", "1"]), ("long.mp4", ["-t", "700"])):
+        rate = "25" if name.startswith("silent") else "1"
+        subprocess.run([ff, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"color=c=gray:s=64x64:r={rate}", *args, "-pix_fmt", "yuv420p",
+                        str(folder / name)], check=True, timeout=120)
+        out[name] = folder / name
+    av = folder / "av.mp4"  # picture and sound; cut in half it loses its index (moov)
+    subprocess.run([ff, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=gray:s=64x64:r=25", "-f", "lavfi", "-i", "sine=frequency=220",
+                    "-t", "1", "-pix_fmt", "yuv420p", "-c:a", "aac", str(av)],
+                   check=True, timeout=120)
+    mp4 = av.read_bytes()
+    put("truncated.mp4", mp4[: len(mp4) // 2])
+    put("corrupt.mp4", rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    out["folder.mp4"] = folder / "folder.mp4"
+    out["folder.mp4"].mkdir(exist_ok=True)
+    return out

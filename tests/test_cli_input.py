@@ -1,6 +1,7 @@
 """Bad input to the CLI ends in one readable line and exit status 2, never a traceback."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import FLOWVQ
+from conftest import FLOWVQ, bad_media
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -109,3 +110,121 @@ def test_generate_records_what_made_each_take(wavs, tmp_path):
     assert [t.phone_guidance for t in takes] == [pytest.approx(0.4)] * 2
     assert all(t.expression[:, [0, 7]].max() < 0.5 for t in takes)  # eyeBlinkLeft/Right: no blink
     assert all(len(t.audio_sha256) == 64 for t in takes)
+
+
+# ---------------------------------------------------------------- every bad input, one line
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> dict[str, Path]:
+    return bad_media(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.fixture(scope="module")
+def a_take(wavs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("take")
+    proc = run("generate", str(wavs["ok"]), "-q", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out / "take_1.npz"
+
+
+IMAGE_CASES = [
+    ("bomb.png", "900 Mpx; the limit is 100 Mpx"),
+    ("truncated.png", "truncated"),
+    ("truncated.jpg", "truncated"),
+    ("corrupt.png", "not an image flowvq can read"),
+    ("empty.png", "is empty"),
+    ("folder.png", "is a folder"),
+    ("fifo.png", "not a regular file"),
+    ("missing.png", "not found"),
+]
+
+
+@pytest.mark.parametrize("key, text", IMAGE_CASES)
+def test_track_refuses_bad_images(bad, tmp_path, key, text):
+    line = one_error_line(run("track", str(bad[key]), "-o", str(tmp_path / "t.npz"), timeout=60))
+    assert text in line
+
+
+@pytest.mark.parametrize("key, text", IMAGE_CASES[:4])
+def test_generate_refuses_a_bad_reference_image(bad, wavs, tmp_path, key, text):
+    line = one_error_line(run("generate", str(wavs["ok"]), "--reference", str(bad[key]), "-q",
+                              "-o", str(tmp_path)))
+    assert text in line
+
+
+@pytest.mark.parametrize("key, text", IMAGE_CASES[:2] + IMAGE_CASES[5:6])
+def test_render_refuses_a_bad_portrait(bad, a_take, tmp_path, key, text):
+    line = one_error_line(run("render", "--portrait", str(bad[key]), "--take", str(a_take),
+                              "-o", str(tmp_path / "plates")))
+    assert text in line
+
+
+@pytest.mark.parametrize("key, text", [
+    ("truncated.mp4", "is it truncated or corrupt"),
+    ("corrupt.mp4", "not a video flowvq can read"),
+    ("folder.mp4", "is a folder"),
+    ("long.mp4", "700 s long; the limit is 600 s"),
+])
+def test_track_refuses_bad_videos(bad, tmp_path, key, text):
+    line = one_error_line(run("track", str(bad[key]), "-o", str(tmp_path / "t.npz"), timeout=60))
+    assert text in line
+
+
+@pytest.mark.parametrize("key, text", [
+    ("truncated.mp4", "not an audio file flowvq can read"),
+    ("silent_video.mp4", "has no audio track"),
+    ("20ch.wav", "at most 16 channels"),
+    ("1khz.wav", "sample rate 1000 Hz is not supported"),
+    ("folder.wav", "is a folder"),
+    ("fifo.wav", "not a regular file"),
+])
+def test_generate_refuses_bad_audio_files(bad, tmp_path, key, text):
+    line = one_error_line(run("generate", str(bad[key]), "-q", "-o", str(tmp_path)))
+    assert text in line
+
+
+@pytest.mark.parametrize("content, text", [
+    (None, "not a FlowVQ take file"),          # a real take cut in half
+    (b"not a take\n", "not a FlowVQ take file"),
+    ("folder", "is a folder"),
+])
+def test_render_refuses_bad_take_files(a_take, wavs, tmp_path, content, text):
+    path = tmp_path / "take_9.npz"
+    if content is None:
+        data = a_take.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif content == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    portrait = tmp_path / "p.png"
+    import cv2
+
+    cv2.imwrite(str(portrait), np.full((64, 64, 3), 128, np.uint8))
+    line = one_error_line(run("render", "--portrait", str(portrait), "--take", str(path),
+                              "-o", str(tmp_path / "plates")))
+    assert text in line
+
+
+@pytest.mark.parametrize("fps", ["nan", "-1", "0", "inf", "1e9"])
+def test_generate_refuses_frame_rates_that_are_not_positive_and_finite(wavs, tmp_path, fps):
+    line = one_error_line(run("generate", str(wavs["ok"]), f"--fps={fps}", "-o", str(tmp_path)))
+    assert "'fps' must be between 1 and 240" in line
+
+
+def test_generate_accepts_an_odd_frame_rate(wavs, tmp_path):
+    from flowvq_shared.takes import Take
+
+    proc = run("generate", str(wavs["ok"]), "--fps", "22.13", "-q", "-o", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    take = Take.load(tmp_path / "take_1.npz")
+    assert take.fps == pytest.approx(22.13) and take.n_frames == 45  # ceil(2.0 s x 22.13)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_files_are_refused(wavs, tmp_path):
+    locked = tmp_path / "locked.wav"
+    locked.write_bytes(wavs["ok"].read_bytes())
+    locked.chmod(0)
+    line = one_error_line(run("generate", str(locked), "-o", str(tmp_path)))
+    assert "permission denied" in line

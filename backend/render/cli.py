@@ -33,15 +33,20 @@ def run(args) -> int:
     from flowvq_shared.takes import Take
     from .plates import write_plates
 
-    if not 0.0 <= args.fidelity <= 1.0:
+    if not 0.0 <= args.fidelity <= 1.0:  # NaN fails too
         raise BadRequest("--fidelity must be between 0 and 1")
-    take = Take.load(args.take)
+    take = _load_take(args.take)
     image = load_image(args.portrait)
+    if args.audio is not None:  # refused here, not after every frame is rendered
+        from ..errors import BadAudio, readable_file
+
+        readable_file(args.audio, "audio file", BadAudio)
     for note in image.notes:
         print(f"note: {note}")
     if args.refine is not None and not Path(args.refine).is_file():
         print(f"note: no VQIG checkpoint at {args.refine}: rendering the geometry path only")
-    with tqdm(total=take.n_frames, desc="plates", unit="frame", leave=False) as bar:
+    # delay: a portrait refused before the first frame leaves one error line, not a bar + line
+    with tqdm(total=take.n_frames, desc="plates", unit="frame", leave=False, delay=1.0) as bar:
         def progress(i: int, n: int) -> None:
             bar.update(i - bar.n)
 
@@ -52,3 +57,20 @@ def run(args) -> int:
     print(f"{args.output}: {manifest['frames']} frames ({manifest['width']} x {manifest['height']}, "
           f"{args.format}) in {manifest['seconds']:.1f} s" + (f", {manifest['mp4']}" if manifest.get("mp4") else ""))
     return 0
+
+
+def _load_take(path):
+    """Take.load, with a truncated or non-zip file refused in one line like any other."""
+    import zipfile
+
+    from flowvq_shared.takes import Take
+
+    from ..errors import BadRequest, readable_file
+
+    path = readable_file(path, "take file", BadRequest)
+    if not zipfile.is_zipfile(path):
+        raise BadRequest(f"not a FlowVQ take file: {path} (truncated, or not a take_K.npz)")
+    try:
+        return Take.load(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise BadRequest(f"not a FlowVQ take file: {path} ({e})") from None
