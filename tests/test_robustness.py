@@ -12,7 +12,8 @@ import pytest
 
 from flowvq_shared.channels import CHANNEL_INDEX
 
-from wire import Client, require
+from conftest import bad_media
+from wire import Client, require, wav_bytes
 
 
 def curves(n: int = 6):
@@ -183,3 +184,107 @@ def test_render_formats_over_the_wire(backend, portrait_png):
             assert frame["format"] == fmt and frame["image"][:4] == magic
             img = cv2.imdecode(np.frombuffer(frame["image"], np.uint8), cv2.IMREAD_UNCHANGED)
             assert img.dtype == dtype and img.shape[:2] == (192, 192)
+
+
+# ---------------------------------------------------------------- every bad input, one error
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    return bad_media(tmp_path_factory.mktemp("bad"))
+
+
+def _speechish(seconds: float = 2.0, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def _final(c: Client, msg: dict) -> dict:
+    reply, _ = c.request(msg)
+    return reply
+
+
+BAD_IMAGES = [("bomb.png", "too_large", "900 Mpx; the limit is 100 Mpx"),
+              ("truncated.png", "bad_image", "truncated"),
+              ("truncated.jpg", "bad_image", "truncated"),
+              ("corrupt.png", "bad_image", "not an image")]
+
+
+@pytest.mark.parametrize("key, code, text", BAD_IMAGES)
+@pytest.mark.parametrize("where", ["track", "render", "reference"])
+def test_bad_image_bytes_get_a_stable_code(backend, bad, where, key, code, text):
+    data = bad[key].read_bytes()
+    exp, pose = curves(2)
+    msg = {"track": {"type": "track", "id": 1, "image": data},
+           "render": {"type": "render", "id": 1, "portrait": data, "expression": exp,
+                      "pose": pose},
+           "reference": {"type": "generate", "id": 1, "audio": wav_bytes(_speechish()),
+                         "reference_image": data}}[where]
+    with Client(backend.host, backend.port) as c:
+        require(c, "generate" if where == "reference" else where)
+        t0 = time.time()
+        reply = _final(c, msg)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        assert text in reply["message"] and "\n" not in reply["message"]
+        assert time.time() - t0 < 30  # refused from the header, never decoded
+        assert _final(c, {"type": "ping", "id": "after"})["type"] == "pong"
+    assert backend.alive()
+
+
+@pytest.mark.parametrize("key, text", [
+    ("truncated.mp4", "not an audio file flowvq can read"),
+    ("silent_video.mp4", "has no audio track"),
+    ("20ch.wav", "at most 16 channels"),
+    ("1khz.wav", "sample rate 1000 Hz"),
+])
+def test_bad_audio_bytes_get_bad_audio(backend, bad, key, text):
+    with Client(backend.host, backend.port) as c:
+        require(c, "generate")
+        reply = _final(c, {"type": "generate", "id": 1, "audio": bad[key].read_bytes()})
+        assert reply["type"] == "error" and reply["code"] == "bad_audio", reply
+        assert text in reply["message"]
+
+
+@pytest.mark.parametrize("samples, rate, code", [
+    (np.zeros((32000, 20), np.float32) + 0.1, 16000, "bad_audio"),  # 20 channels
+    (_speechish(), 0, "bad_request"),
+    (_speechish(), -16000, "bad_request"),
+    (_speechish(), 1e12, "bad_request"),
+])
+def test_bad_samples_get_a_stable_code(backend, samples, rate, code):
+    with Client(backend.host, backend.port) as c:
+        require(c, "generate")
+        reply = _final(c, {"type": "generate", "id": 1, "samples": samples, "sample_rate": rate})
+        assert reply["type"] == "error" and reply["code"] == code, reply
+
+
+@pytest.mark.parametrize("fps", [float("nan"), 0.0, -25.0, float("inf")])
+def test_frame_rates_that_are_not_positive_and_finite_are_refused(backend, fps):
+    with Client(backend.host, backend.port) as c:
+        reply = _final(c, {"type": "generate", "id": 1, "audio": wav_bytes(_speechish()),
+                           "fps": fps})
+        assert reply["type"] == "error" and reply["code"] == "bad_request", reply
+        assert "fps" in reply["message"]
+
+
+def test_ntsc_frame_rate_is_accepted(backend):
+    with Client(backend.host, backend.port) as c:
+        require(c, "generate")
+        reply = _final(c, {"type": "generate", "id": 1, "audio": wav_bytes(_speechish()),
+                           "fps": 23.976, "takes": 1})
+        assert reply["type"] == "result", reply
+        take = reply["takes"][0]
+        assert take["expression"].shape[0] == int(np.ceil(reply["duration"] * 23.976))
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA", "I;16"])
+def test_two_and_four_channel_and_16_bit_images_are_read(backend, portrait_png, tmp_path, mode):
+    from PIL import Image
+
+    path = tmp_path / f"portrait_{mode.replace(';', '')}.png"
+    im = Image.open(portrait_png)
+    (im.convert("I").point(lambda v: v * 257).convert("I;16") if mode == "I;16"
+     else im.convert(mode)).save(path)
+    with Client(backend.host, backend.port) as c:
+        require(c, "track")
+        reply = _final(c, {"type": "track", "id": 1, "image": path.read_bytes()})
+        assert reply["type"] == "result", reply
