@@ -228,3 +228,40 @@ def test_unreadable_files_are_refused(wavs, tmp_path):
     locked.chmod(0)
     line = one_error_line(run("generate", str(locked), "-o", str(tmp_path)))
     assert "permission denied" in line
+
+
+# ---------------------------------------------------------------- Live Link Face from the CLI
+
+def test_convert_round_trips_a_take_through_live_link_face(a_take, tmp_path):
+    from flowvq_shared.channels import ARKIT_NAMES, POSE_NAMES
+    from flowvq_shared.takes import Take
+
+    csv_path = tmp_path / "take_1_livelink.csv"
+    proc = run("convert", str(a_take), str(csv_path), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert header[:3] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft"] and len(header) == 63
+    proc = run("convert", str(csv_path), str(tmp_path / "back" / "take_2.npz"), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "back" / "take_2.csv").is_file()  # FlowVQ's own CSV beside it
+    a, b = Take.load(a_take), Take.load(tmp_path / "back" / "take_2.npz")
+    assert b.fps == pytest.approx(a.fps) and b.n_frames == a.n_frames and b.index == 2
+    arkit = [a.names.index(n) for n in ARKIT_NAMES]
+    np.testing.assert_allclose(b.expression[:, arkit], a.expression[:, arkit], atol=2e-6)
+    rot = [POSE_NAMES.index(n) for n in ("pitch", "yaw", "roll")]
+    np.testing.assert_allclose(b.pose[:, rot], a.pose[:, rot], atol=2e-6)
+    assert b.source.startswith("livelink:")
+
+
+@pytest.mark.parametrize("args, text", [
+    (["{take}", "{tmp}/x.txt"], "name the output *.csv"),
+    (["{bad_csv}", "{tmp}/out"], "not a Live Link Face CSV"),
+    (["{bad_csv}", "{tmp}/out/foo.npz"], "take_K.npz"),
+    (["{tmp}/missing.csv", "{tmp}/out"], "not found"),
+])
+def test_convert_refuses_bad_input_in_one_line(a_take, tmp_path, args, text):
+    bad_csv = tmp_path / "junk.csv"
+    bad_csv.write_text("a,b\n1,2\n")
+    fill = {"take": str(a_take), "tmp": str(tmp_path), "bad_csv": str(bad_csv)}
+    line = one_error_line(run("convert", *(a.format(**fill) for a in args), timeout=60))
+    assert text in line
