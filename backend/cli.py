@@ -27,6 +27,7 @@ PLUGIN_MODULES = (
     "flowvq.evaluate.cli",    # eval
     "flowvq.bench",           # bench
     "flowvq.batch.cli",       # batch (Ray)
+    "flowvq.convert",         # convert: take_K.npz <-> Live Link Face CSV
 )
 TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
 
