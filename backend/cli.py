@@ -46,7 +46,8 @@ def _cmd_serve(args) -> int:
         raise FlowVQError(f"binding {host} serves other machines: pass --lan (with a token)")
     cfg = ServerConfig(host=host, port=args.port, lan=args.lan, token=token,
                        max_frame=args.max_frame_mb * 1024 * 1024, zeroconf=not args.no_zeroconf,
-                       fcg_checkpoint=args.checkpoint, device=args.device, warm=not args.no_warm)
+                       fcg_checkpoint=args.checkpoint, device=args.device, warm=not args.no_warm,
+                       ray_address=args.ray, ray_workers=args.ray_workers)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     run(cfg)
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-warm", action="store_true",
                    help="do not load the FCG in the background at start (the first generate does)")
     s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("--ray", metavar="ADDR", help="send generate requests to a pool of Ray actors on the "
+                   "cluster at ADDR (host:port of its head); see docs/scale.md")
+    s.add_argument("--ray-workers", type=int, default=0, metavar="N",
+                   help="actors in that pool (default: one per CPU slot of the cluster)")
     s.set_defaults(func=_cmd_serve)
 
     g = sub.add_parser("generate", help="audio + emotion -> takes (curve files)")

@@ -62,6 +62,8 @@ class ServerConfig:
     device: str | None = None
     idle_timeout: float = 3600.0  # seconds a connection may stay silent
     warm: bool = True  # load the FCG in the background right after `listening on`
+    ray_address: str | None = None  # generate on a pool of Ray actors of this cluster (`serve --ray`)
+    ray_workers: int = 0  # actors in that pool; 0 = one per CPU slot of the cluster
 
 
 @dataclass
@@ -126,6 +128,15 @@ class Server:
         self.auth_required = bool(config.token)
         self.models = jobs.Models(config.fcg_checkpoint, config.device)
         self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowvq-worker")
+        self.remote = None  # RemoteGenerate: generate requests go to a Ray actor pool (serve --ray)
+        if config.ray_address:
+            from .batch.remote import RemoteGenerate
+
+            self.remote = RemoteGenerate(config.ray_address, config.ray_workers,
+                                         checkpoint=config.fcg_checkpoint, device=config.device)
+            # requests only wait on the cluster here: several at once, one per worker and more queue there
+            self.remote_waiters = concurrent.futures.ThreadPoolExecutor(
+                max(2, config.max_queue), thread_name_prefix="flowvq-ray")
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._stopped: asyncio.Event | None = None
@@ -178,12 +189,16 @@ class Server:
             "not_implemented": {k: why for k, why in self.status.items() if why is not None},
             "models": models, "loading": self.loading(), "device": device_name,
             "auth_required": self.auth_required, "max_frame": self.config.max_frame,
+            **({"ray": self.remote.info()} if self.remote is not None else {}),
         }
 
     # ------------------------------------------------------------------ warm-up
 
     def start_warming(self) -> None:
         """Detect the device and (unless --no-warm) load the FCG on a background thread."""
+        if self.remote is not None and not self.remote.ready.is_set():
+            threading.Thread(target=self.remote.connect, name="flowvq-ray-connect", daemon=True).start()
+            return  # the models live on the cluster's workers
         if self._warm_thread is None:
             self._warm_thread = threading.Thread(target=self._warm, name="flowvq-warm", daemon=True)
             self._warm_thread.start()
@@ -256,6 +271,9 @@ class Server:
             self._zeroconf = None
             await self.loop.run_in_executor(None, lambda: (zc.unregister_service(info), zc.close()))
         self.worker.shutdown(wait=False, cancel_futures=True)
+        if self.remote is not None:
+            await self.loop.run_in_executor(None, self.remote.close)
+            self.remote_waiters.shutdown(wait=False, cancel_futures=True)
 
     def _advertise(self) -> None:
         from zeroconf import IPVersion, ServiceInfo, Zeroconf
@@ -384,7 +402,8 @@ class Server:
 
     async def _run_and_reply(self, conn: Connection, job: Job, req: m.Request) -> None:
         try:
-            reply = await self.loop.run_in_executor(self.worker, self._run_job, job, req)
+            pool = self.remote_waiters if self.remote is not None and req.type == "generate" else self.worker
+            reply = await self.loop.run_in_executor(pool, self._run_job, job, req)
         finally:
             self._queued -= 1
             conn.jobs.pop(req.id, None)
@@ -427,12 +446,17 @@ class Server:
             audio = from_samples(req.samples, req.sample_rate, label="the audio")
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
-        self._wait_for_generator(progress)
-        takes = jobs.generate(self.models, audio, req.settings, reference, progress, job.cancel)
+        if self.remote is not None:
+            takes = self.remote.generate(audio, req.settings, reference, progress, job.cancel)
+            model = {"ray": self.remote.info()}
+        else:
+            self._wait_for_generator(progress)
+            takes = jobs.generate(self.models, audio, req.settings, reference, progress, job.cancel)
+            model = self.models.generator().info
         return {
             "type": "result", "id": job.id, "request": "generate", "settings": req.settings.to_wire(),
             "pose_names": list(POSE_NAMES), "audio_sha256": audio.sha256, "duration": audio.duration,
-            "takes": [t.to_wire() for t in takes], "model": self.models.generator().info,
+            "takes": [t.to_wire() for t in takes], "model": model,
         }
 
     def _do_track(self, job: Job, req: m.Track, progress) -> dict:

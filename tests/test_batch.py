@@ -13,8 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import numpy as np
 import pytest
 
 from flowvq_shared.takes import Take
+from raycluster import end_ray, free_port
 
 BIN = Path(sys.executable).parent
 FLOWVQ, RAY = str(BIN / "flowvq"), str(BIN / "ray")
@@ -36,52 +35,6 @@ LINES = {  # id: (text, emotion, intensity, takes, seed)
     "a1": ("Hello there, how are you today?", "happy", 1.0, 2, 3),
     "b1": ("I cannot believe it.", "sad", 0.8, 2, 5),
 }
-
-
-# ---- processes: started here, ended here, by pid -------------------------------------------------
-def _procs() -> dict[int, tuple[int, str]]:
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        out[int(d)] = (ppid, cmd)
-    return out
-
-
-def _ray_tree(root: str) -> set[int]:
-    """Ray processes whose command line names our own temp dir, and their children (workers)."""
-    ps = _procs()
-    mine, p = set(), os.getpid()
-    while p > 1 and p in ps:  # never this process or its parents
-        mine.add(p)
-        p = ps[p][0]
-    pids = {p for p, (_, c) in ps.items() if root in c} - mine
-    while True:
-        more = {p for p, (pp, _) in ps.items() if pp in pids} - pids - mine
-        if not more:
-            return pids
-        pids |= more
-
-
-def end_ray(root: str) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = _ray_tree(root)
-        for p in pids:
-            try:
-                os.kill(p, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.2)
-            pids = _ray_tree(root)
-        if not pids:
-            return
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -262,16 +215,10 @@ def test_jsonl_manifest_and_changed_line_is_redone(work, tmp_path):
 
 
 # ---- (d) a two-node cluster on loopback: both nodes run lines --------------------------------------
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def test_two_node_cluster(work, generated):
     d, root = work["dir"], tempfile.mkdtemp(prefix="fvqc", dir="/tmp")
     env = dict(work["env"], RAY_TMPDIR=root)
-    port = _free_port("127.0.0.2")
+    port = free_port("127.0.0.2")
     try:
         head = subprocess.run(
             [RAY, "start", "--head", "--node-ip-address", "127.0.0.2", "--port", str(port),

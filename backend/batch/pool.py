@@ -9,6 +9,7 @@ that item and the pool replaces the actor, so the other items go on.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any, Iterable, Iterator
 
@@ -35,12 +36,14 @@ class GenerateWorker:
         return ray.util.get_node_ip_address()
 
     def generate(self, audio, settings_wire: dict, reference_rgb=None) -> list:
-        """jobs.generate as it is: an Audio and settings in, Takes out (for a server)."""
+        """jobs.generate as it is: an Audio and settings in, Takes out (for a server). `ray.cancel` on
+        this call sets Ray's flag; the sampler looks at it every frame (RayCancel)."""
         from flowvq_shared.settings import GenerateSettings
 
         from .. import jobs
 
-        return jobs.generate(self.models, audio, GenerateSettings.from_wire(settings_wire), reference_rgb)
+        return jobs.generate(self.models, audio, GenerateSettings.from_wire(settings_wire), reference_rgb,
+                             cancel=RayCancel())
 
     def run_line(self, line, out: str) -> dict:
         """One manifest line into OUT/<id>/ (see line.run_line)."""
@@ -50,6 +53,27 @@ class GenerateWorker:
 
     def close(self) -> None:
         self.models.close()
+
+
+class RayCancel:
+    """A cancel flag for jobs.generate inside a Ray actor task: set once `ray.cancel` flagged the task.
+    Ray's flag is read on the task's own thread; other threads (PoseFlow's chain) see the latched value."""
+
+    def __init__(self):
+        import threading
+
+        self._owner = threading.current_thread()
+        self._set = False
+
+    def is_set(self) -> bool:
+        import threading
+
+        if not self._set and threading.current_thread() is self._owner:
+            self._set = bool(ray.get_runtime_context().is_canceled())
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
 
 
 class WorkerPool:
@@ -76,6 +100,7 @@ class WorkerPool:
         self._args = (checkpoint, device, threads)
         self.workers = [self._cls.remote(*self._args) for _ in range(size)]
         self._inflight: dict[Any, int] = {w: 0 for w in self.workers}  # submit(): calls per actor
+        self._lock = threading.Lock()
         self.replaced = 0
 
     @staticmethod
@@ -90,12 +115,14 @@ class WorkerPool:
     # ---- one-off calls (a server) ------------------------------------------------------------
     def submit(self, method: str, *args) -> "ray.ObjectRef":
         """Queue `method(*args)` on the least busy worker; the ref is awaitable (asyncio) or ray.get."""
-        worker = min(self.workers, key=lambda w: self._inflight.get(w, 0))
-        self._inflight[worker] = self._inflight.get(worker, 0) + 1
+        with self._lock:  # a server submits from several threads
+            worker = min(self.workers, key=lambda w: self._inflight.get(w, 0))
+            self._inflight[worker] = self._inflight.get(worker, 0) + 1
         ref = getattr(worker, method).remote(*args)
 
         def _done(_future, w=worker):
-            self._inflight[w] = max(0, self._inflight.get(w, 1) - 1)
+            with self._lock:
+                self._inflight[w] = max(0, self._inflight.get(w, 1) - 1)
 
         ref.future().add_done_callback(_done)
         return ref
