@@ -99,15 +99,16 @@ def test_generate_with_a_bad_checkpoint(wavs, tmp_path, content):
 
 
 def test_generate_records_what_made_each_take(wavs, tmp_path):
-    from flowvq.takes import Take
+    from flowvq_shared.takes import Take
 
     out = tmp_path / "takes"
     proc = run("generate", str(wavs["ok"]), "--takes", "2", "--seed", "9", "--temperature", "0.5",
                "--no-blinks", "--phone-guidance", "0.4", "-q", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     takes = [Take.load(out / f"take_{k}.npz") for k in (1, 2)]
-    assert [(t.seed, t.index, t.temperature, t.blinks) for t in takes] == [(9, 1, 0.5, False), (9, 2, 0.5, False)]
-    assert [t.phone_guidance for t in takes] == [pytest.approx(0.4)] * 2
+    assert [(t.settings.seed, t.index, t.settings.temperature, t.settings.blinks)
+            for t in takes] == [(9, 1, 0.5, False), (9, 2, 0.5, False)]
+    assert [t.settings.phone_guidance for t in takes] == [pytest.approx(0.4)] * 2
     assert all(t.expression[:, [0, 7]].max() < 0.5 for t in takes)  # eyeBlinkLeft/Right: no blink
     assert all(len(t.audio_sha256) == 64 for t in takes)
 
