@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +102,12 @@ class Take:
     def save(self, directory: str | Path, index: int | None = None) -> Path:
         """Write take_<index>.npz and take_<index>.csv atomically; returns the npz path."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise _bad(f"cannot write takes into {directory}: it (or a folder above it) is a file") from None
+        except PermissionError:
+            raise _bad(f"cannot write takes into {directory}: permission denied") from None
         path = directory / f"take_{self.index if index is None else index}.npz"
         tmp = path.with_suffix(".tmp.npz")
         s = self.settings
@@ -144,7 +150,7 @@ class Take:
                 return cls._load_v1(z)
         except ProtocolError as e:
             raise _bad(f"not a FlowVQ take file: {path} ({e.message})") from None
-        except (KeyError, ValueError, OSError, EOFError) as e:
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise _bad(f"not a FlowVQ take file: {path} ({e})") from None
 
     @classmethod

@@ -266,3 +266,16 @@ def test_convert_refuses_bad_input_in_one_line(a_take, tmp_path, args, text):
     fill = {"take": str(a_take), "tmp": str(tmp_path), "bad_csv": str(bad_csv)}
     line = one_error_line(run("convert", *(a.format(**fill) for a in args), timeout=60))
     assert text in line
+
+
+def test_generate_output_that_is_a_file_is_one_line(tmp_path, speech_wav):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocker = tmp_path / "takes"
+    blocker.write_text("a file where the output folder should go\n")
+    r = subprocess.run([str(Path(sys.executable).with_name("flowvq")), "generate", str(speech_wav), "-o",
+                        str(blocker), "-q", "--phone-guidance", "0"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:") and "is a file" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from flowvq_shared.protocol import ProtocolError
-from flowvq_shared.settings import GenerateSettings
+from flowvq_shared.settings import GenerateSettings, parse_emotion_keys
 
 from ..errors import BadRequest
 
@@ -172,8 +172,11 @@ def _line(row: dict, number: int, base: Path) -> Line:
     for col, what in UNSUPPORTED.items():
         if not _empty(row.get(col)):
             raise BadRequest(f"column {col!r} ({what}) is not supported yet: leave it empty")
-    settings = GenerateSettings(**{n: _convert(n, row[n]) for n in SETTING_FIELDS
-                                   if n in row and not _empty(row[n])})
+    values = {n: _convert(n, row[n]) for n in SETTING_FIELDS if n in row and not _empty(row[n])}
+    if ":" in str(values.get("emotion", "")):  # "sad:0,happy@0.6:4.2": emotion keys, as in the CLI
+        values["emotion_keys"] = parse_emotion_keys(values["emotion"], values.get("intensity", 1.0))
+        values["emotion"] = values["emotion_keys"][0][0]
+    settings = GenerateSettings(**values)
     if _empty(row.get("audio")):
         raise BadRequest("the audio path is empty")
     audio = _readable(row["audio"], "audio", base)
