@@ -144,8 +144,11 @@ def barely_parting(landmarks: np.ndarray, found: np.ndarray, factor: float = 1 /
     return out.astype(np.float32)
 
 
+_FIT_SOURCE = (Path(__file__).resolve().parents[1] / "tracker" / "fit.py").read_bytes()   # as imported
+
+
 def _fitter_key(config: FitConfig, model: str) -> str:
-    src = (Path(__file__).resolve().parents[1] / "tracker" / "fit.py").read_bytes()
+    src = _FIT_SOURCE
     return hashlib.sha256(json.dumps([str(model), asdict(config)]).encode() + src).hexdigest()[:12]
 
 

@@ -21,12 +21,19 @@ LANDMARK_WEIGHTS[:17] = 0.5
 
 # Channels whose landmark motion is mostly a mix of others (gaze moves only the lids, squints
 # and dimples overlap blinks and smiles): a stronger prior makes the fit prefer the primary one.
+# The lip-shape channels (shrug, roll, pucker, funnel) also move the inner lips vertically: on a real
+# face they soak up the person's rest mouth shape (the identity basis cannot), and with an equal
+# prior small openings were then fitted as those channels relaxing while jawOpen sat at its bound 0
+# (issue #14: mouth opening vs dlib's lip gap 0.2 on a barely-parting speaker). They are secondary,
+# and lipsPart (lips apart without the jaw: what a barely-parting mouth does) is primary.
+MOUTH_SHAPE = ("mouthShrugLower", "mouthShrugUpper", "mouthRollLower", "mouthRollUpper", "mouthPucker",
+               "mouthFunnel")
 SECONDARY = frozenset(
     [f"eyeLook{d}{s}" for d in ("Down", "In", "Out", "Up") for s in ("Left", "Right")]
     + [f"{n}{s}" for n in ("eyeSquint", "cheekSquint", "cheekRaise", "mouthDimple", "mouthPress",
                            "nasolabialDeepen") for s in ("Left", "Right")]
-    + ["lipsTighten", "lipsPart", "browKnit", "chinRaise", "lipBiteLower", "neckTighten",
-       "tongueOut", "tongueUp", "tongueBetweenTeeth"])
+    + ["lipsTighten", "browKnit", "chinRaise", "lipBiteLower", "neckTighten",
+       "tongueOut", "tongueUp", "tongueBetweenTeeth", *MOUTH_SHAPE])
 
 
 @dataclass(frozen=True)
