@@ -28,6 +28,7 @@ PLUGIN_MODULES = (
     "flowvq.bench",           # bench
     "flowvq.batch.cli",       # batch (Ray)
     "flowvq.convert",         # convert: take_K.npz <-> Live Link Face CSV
+    "flowvq.actor.cli",       # actor learn / show
 )
 TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
 
@@ -71,7 +72,7 @@ def _cmd_generate(args) -> int:
             bar.set_postfix_str(stage, refresh=False)
             bar.update(round(100 * f) - bar.n)
 
-        takes = jobs.generate(models, audio, settings, reference, progress)
+        takes = jobs.generate(models, audio, settings, reference, progress, actor=args.actor_dir)
     models.close()
     for take in takes:
         path = take.save(out)
@@ -109,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="audio + emotion -> takes (curve files)")
     g.add_argument("audio", help="speech recording (wav, flac, ogg, mp3, or a video with audio)")
-    GenerateSettings.add_arguments(g)
+    GenerateSettings.add_arguments(g, skip=("actor",))
+    g.add_argument("--actor", dest="actor_dir", metavar="ACTOR_DIR",
+                   help="an actor profile folder (`flowvq actor learn`): their model, lead, mouth range, head motion")
     g.add_argument("--reference", help="image of a face whose emotion to transfer")
     g.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
     g.add_argument("--device", help="cpu or cuda")

@@ -59,6 +59,20 @@ class Models:
                     self._loading.discard("fcg")
             return self._generator
 
+    def actor_generator(self, path: str | Path):
+        """An actor profile's generator (backend/actor/), loaded strictly once per folder."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            actors = self.__dict__.setdefault("_actors", {})
+            if key not in actors:
+                self._loading.add(f"actor:{Path(path).name}")
+                try:
+                    from .actor import load_actor
+                    actors[key] = load_actor(path, device=self.device)
+                finally:
+                    self._loading.discard(f"actor:{Path(path).name}")
+            return actors[key]
+
     def face_model(self, name: str = "default"):
         with self._lock:
             if name not in self._face_models:
@@ -75,6 +89,8 @@ class Models:
     def close(self) -> None:
         if self._generator is not None:
             self._generator.close()
+        for g in self.__dict__.get("_actors", {}).values():
+            g.close()
 
 
 def track_image(rgb: np.ndarray, model: str = "default", progress: Progress = _quiet):
@@ -87,11 +103,17 @@ def track_image(rgb: np.ndarray, model: str = "default", progress: Progress = _q
 
 def generate(models: Models, audio: Audio, settings: GenerateSettings,
              reference_rgb: np.ndarray | None = None, progress: Progress = _quiet,
-             cancel: threading.Event | None = None) -> list[Take]:
-    """Audio + settings -> `settings.takes` Takes; a reference face transfers its emotion."""
+             cancel: threading.Event | None = None, actor: str | Path | None = None) -> list[Take]:
+    """Audio + settings -> `settings.takes` Takes; a reference face transfers its emotion.
+    actor: an actor profile folder (`flowvq actor learn`): its model, lead, mouth range and head
+    motion; takes record its id in settings.actor. settings.actor without a profile is refused."""
+    if actor is None and settings.actor:
+        from .errors import BadRequest
+        raise BadRequest(f"actor {settings.actor!r} is not loaded here: give its profile folder (--actor ACTOR_DIR)")
+    generator = models.actor_generator(actor) if actor is not None else models.generator()
     reference = None
     if reference_rgb is not None:
         progress(0.0, "reading the emotion reference")
         reference = track_image(reference_rgb).expression[0]
-    return models.generator().generate(audio.samples, settings, audio_sha256=audio.sha256,
+    return generator.generate(audio.samples, settings, audio_sha256=audio.sha256,
                                        reference_expression=reference, progress=progress, cancel=cancel)

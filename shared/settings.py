@@ -8,6 +8,7 @@ range, whichever side built it. Shaped after Dream Textures' GenerationArguments
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -20,6 +21,7 @@ MAX_SEED = 2**63 - 1
 MAX_KEYS = 64  # emotion keys per request
 KEY_BLEND_S = 0.6  # an emotion key's transition: this long, centred on the key's time
 FPS_RANGE = (1.0, 240.0)
+_ACTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an actor profile's id (backend/actor/)
 
 
 def _spec(lo=None, hi=None, label: str = "", help: str = "", flag: str | None = None,
@@ -55,6 +57,11 @@ class GenerateSettings:
         0.0, 1.0, label="Phone Guidance",
         help="share of the mouth's motion taken from the phones recognised in the audio "
              "(0: the model's mouth alone)"))
+    actor: str = field(default="", metadata=_spec(
+        label="Actor",
+        help="actor profile id (`flowvq actor learn`): that person's fine-tuned model and their lead, "
+             "mouth range and head motion; empty: the default model",
+        flag="--actor-id"))
 
     def __post_init__(self):
         for f in fields(self):
@@ -93,6 +100,9 @@ class GenerateSettings:
                 parser.add_argument(flag, dest=f.name, action="store_false", help=md["flag_help"] or md["help"])
                 continue
             kind = {"float": float, "int": int, "str": str}[f.type]
+            if kind is str and not md["choices"]:  # free text (actor): no range to print
+                parser.add_argument(flag, dest=f.name, type=str, default=f.default, help=md["flag_help"] or md["help"])
+                continue
             if md["choices"]:
                 rng = f": one of {', '.join(md['choices'])}; or keys over time, " \
                       "\"sad:0,happy@0.6:4.2\" (label[@intensity]:seconds)"
@@ -202,6 +212,9 @@ def _check(f, v: Any) -> Any:
                 return EMOTIONS[emotion_index(v)]
             except ValueError as e:
                 raise _bad(str(e)) from None
+        if name == "actor" and v and not _ACTOR_ID.fullmatch(v):
+            raise _bad(f"field 'actor' must be an actor profile id (letters, digits, '.', '_', '-', up to 64, "
+                       f"starting with a letter or digit) or empty, got {v[:80]!r}")
         return v
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (f.type in ("int", int) and
                                                                   not isinstance(v, int)):

@@ -1,0 +1,48 @@
+"""`flowvq actor learn VIDEO... -o ACTOR_DIR` and `flowvq actor show ACTOR_DIR`."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    a = sub.add_parser("actor", help="learn a person from minutes of their footage (docs/actor.md)")
+    asub = a.add_subparsers(dest="actor_command", metavar="ACTION")
+    lrn = asub.add_parser("learn", help="videos of one person speaking -> an actor profile folder")
+    lrn.add_argument("videos", nargs="+", metavar="VIDEO",
+                     help="videos with sound (or a .wav of the same name beside a silent video)")
+    lrn.add_argument("-o", "--output", required=True, metavar="ACTOR_DIR", help="the profile folder to write")
+    lrn.add_argument("--holdout", type=float, default=0.2,
+                     help="share of the footage's tail held out for early stopping and the fit (default 0.2)")
+    lrn.add_argument("--steps", type=int, default=200, help="most fine-tuning steps (default 200; early stopping may end sooner)")
+    lrn.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
+    lrn.add_argument("--batch", type=int, default=64, help="frames per step (default 64)")
+    lrn.add_argument("--max-seconds", type=float, default=None,
+                     help="use only the first S seconds of each video (e.g. to keep a test tail unseen)")
+    lrn.add_argument("--id", dest="actor_id", help="the profile's id (default: the folder's name)")
+    lrn.add_argument("--keep-work", action="store_true", help="keep work/ (tracks, datasets) after success")
+    lrn.add_argument("-q", "--quiet", action="store_true")
+    lrn.set_defaults(func=_cmd_learn)
+    show = asub.add_parser("show", help="print a profile's actor.json after loading it strictly")
+    show.add_argument("actor_dir")
+    show.set_defaults(func=_cmd_show)
+    a.set_defaults(func=lambda args: (a.print_help(), 2)[1])
+
+
+def _cmd_learn(args) -> int:
+    from .learn import learn
+    from .profile import ACTOR_ID
+    from ..errors import BadRequest
+
+    if args.actor_id is not None and not ACTOR_ID.fullmatch(args.actor_id):
+        raise BadRequest(f"--id {args.actor_id!r}: letters, digits, '.', '_', '-', up to 64")
+    learn(args.videos, args.output, holdout=args.holdout, steps=args.steps, lr=args.lr, batch=args.batch,
+          max_seconds=args.max_seconds, actor_id=args.actor_id, progress=not args.quiet,
+          keep_work=args.keep_work, log=(lambda *_: None) if args.quiet else print)
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from .profile import ActorProfile
+
+    print(json.dumps(ActorProfile.load(args.actor_dir).doc, indent=1))
+    return 0

@@ -1,0 +1,564 @@
+"""`flowvq actor learn`: minutes of one person's footage -> an actor profile folder.
+
+Stages (each skipped when its output exists, so an interrupted run resumes; every file is
+written atomically, so Ctrl-C never leaves a half file that a later run would trust):
+
+  check     each video: sha256, sound (none / silent refused), usable seconds (< MIN_SECONDS refused)
+  track     the project's tracker (dlib + face-model fit) -> work/track_K.npz, face crops for the bank
+            (no face, or two faces in many frames, refused)
+  dataset   the dataset builder's writer: train items (the head of the footage) and held-out items
+            (the tail, `holdout` of it), work/train, work/holdout
+  finetune  ExpFlow + PoseFlow from the shipped checkpoint: few steps, low learning rate, an L2 pull
+            towards the default weights (the default model's prior kept), early stopping on the
+            held-out NLL -> fcg.pt (float16)
+  estimate  lead of lips over sound, mouth range per channel, head-motion std per axis (each
+            against what the fine-tuned generator makes on the same audio), neutral face, identity
+  fit       held-out lip-sync r and pose std ratio, profile vs the default model
+  bank      a few of their own frames (face crops, PNG) + their tracked curves -> bank/
+  actor.json written last
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadAudio, BadRequest, NoFace
+from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE, SCALE_RANGE, \
+    MAX_SHIFT_S, ActorProfile, safe_id
+
+MIN_SECONDS = 8.0
+SAMPLE_RATE = 16000
+MAX_MULTI_FACE = 0.25  # share of frames with a second face that refuses the footage
+MIN_FACE = 0.5  # share of frames with a face needed
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, doc) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _video_info(path: Path) -> tuple[float, int]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise BadRequest(f"{path.name}: cannot open the video")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
+    if not fps > 0 or n <= 1:
+        raise BadRequest(f"{path.name}: not a video (no frame rate or a single frame)")
+    return fps, n
+
+
+def check_sources(videos, max_seconds: float | None, min_seconds: float = MIN_SECONDS) -> list[dict]:
+    """Fast refusals before the slow part: missing file, no sound, silent sound, too short."""
+    from ..audio import load_audio
+
+    paths = [Path(v) for v in videos]
+    if not paths:
+        raise BadRequest("no videos given")
+    out = []
+    for p in paths:
+        if not p.is_file():
+            raise BadRequest(f"video not found: {p}")
+        fps, n = _video_info(p)
+        sidecar = p.with_suffix(".wav")
+        try:
+            audio = load_audio(sidecar if sidecar.is_file() else p, max_seconds=4 * 3600)
+        except BadAudio as e:
+            raise BadAudio(f"{p.name}: no usable sound ({e.message})") from None
+        seconds = min(n / fps, audio.duration, max_seconds or math.inf)
+        out.append({"path": str(p.resolve()), "file": p.name, "sha256": _sha256(p), "fps": fps,
+                    "frames": int(math.floor(seconds * fps + 1e-6)), "seconds": round(seconds, 3),
+                    "audio": "sidecar wav" if sidecar.is_file() else "sound track"})
+    total = sum(s["seconds"] for s in out)
+    if total < min_seconds:
+        raise BadRequest(f"too short: {total:.1f} s of footage; an actor needs at least {min_seconds:g} s "
+                         "(a minute or more is better)")
+    return out
+
+
+def _audio(src: dict) -> np.ndarray:
+    from ..audio import load_audio
+
+    p = Path(src["path"])
+    sidecar = p.with_suffix(".wav")
+    a = load_audio(sidecar if sidecar.is_file() else p, max_seconds=4 * 3600).samples
+    return a[: int(round(src["seconds"] * SAMPLE_RATE))]
+
+
+def _crop(frame: np.ndarray, lm: np.ndarray, size: int = 128) -> np.ndarray:
+    import cv2
+
+    lo, hi = np.nanmin(lm, 0), np.nanmax(lm, 0)
+    c = (lo + hi) / 2
+    half = 0.8 * float(max(hi - lo))
+    h, w = frame.shape[:2]
+    x0, y0 = int(max(0, c[0] - half)), int(max(0, c[1] - half))
+    x1, y1 = int(min(w, c[0] + half)), int(min(h, c[1] + half))
+    return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=None):
+    """The tracker on one video (landmarks, then the fit), refusing no face / two faces."""
+    from ..tracker.frames import load_frames
+    from ..tracker.track import detect_all, fit_landmarks
+    from ..facemodel import Camera
+
+    frames, fps, notes = load_frames(Path(src["path"]), None, src["frames"])
+
+    def report(f, stage):
+        if bar is not None:
+            bar.set_postfix_str(f"{src['file']}: {stage} {100 * f:.0f}%")
+
+    landmarks, found, score, several = detect_all(frames, report)
+    t = len(frames)
+    if not found.any():
+        raise NoFace(f"{src['file']}: no face found in any of {t} frames")
+    if found.mean() < MIN_FACE:
+        raise NoFace(f"{src['file']}: a face is in only {100 * found.mean():.0f}% of the frames; "
+                     f"an actor needs one face in view most of the time")
+    if several > MAX_MULTI_FACE * t:
+        raise BadRequest(f"{src['file']}: two or more faces in {several} of {t} frames; an actor is "
+                         "learned from footage of one person")
+    h, w = frames[0].shape[:2]
+    res = fit_landmarks(landmarks, found, score, Camera.for_image(w, h), "default", fps, notes=notes, report=report)
+    pick = np.flatnonzero(found)
+    pick = pick[np.linspace(0, len(pick) - 1, min(bank_size, len(pick))).round().astype(int)]
+    crops = np.stack([_crop(frames[i], landmarks[i]) for i in pick])
+    _save_npz(crops_npz, crops=crops, frames=pick)
+    tmp = out_npz.with_name(out_npz.stem + ".tmp.npz")
+    res.save(tmp)
+    os.replace(tmp, out_npz)
+    return res
+
+
+def split_segments(sources: list[dict], tracks: list, holdout: float, min_seconds: float = 2.0) -> dict:
+    """Face runs of every video, cut at (1 - holdout) of the total footage: head -> train, tail -> held out."""
+    from ..training.dataset import face_runs
+
+    total = sum(s["frames"] / s["fps"] for s in sources)
+    cut = (1.0 - holdout) * total
+    segs = {"train": [], "holdout": []}
+    offset = 0.0
+    for k, (src, res) in enumerate(zip(sources, tracks)):
+        fps = src["fps"]
+        n = min(src["frames"], len(res.face_found))
+        cut_frame = int(round((cut - offset) * fps))
+        for a, b in face_runs(res.face_found[:n], int(math.ceil(min_seconds * fps))):
+            for part, (x, y) in (("train", (a, min(b, cut_frame))), ("holdout", (max(a, cut_frame), b))):
+                if y - x >= min_seconds * fps:
+                    segs[part].append({"video": k, "start": int(x), "stop": int(y)})
+        offset += n / fps
+    if not segs["train"]:
+        raise BadRequest("too short: no stretch of at least 2 s with a face before the held-out tail")
+    return segs
+
+
+def write_datasets(work: Path, sources, tracks, audios, segs) -> None:
+    from ..training.dataset import DatasetWriter
+
+    from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+
+    m, _, _ = load_checkpoint(DEFAULT_CHECKPOINT)  # the default's training range: channels the corpus
+    lo, hi = m.exp_lo.numpy(), m.exp_hi.numpy()    # never moved would cost the flow thousands of nats
+    for part in ("train", "holdout"):
+        if (work / part / "dataset.json").exists() or not segs[part]:
+            continue
+        with DatasetWriter(work / part, fps=25.0, overwrite=True,
+                           meta={"generator": "flowvq actor learn", "part": part}) as w:
+            for j, s in enumerate(segs[part]):
+                src, res, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
+                fps = src["fps"]
+                a, b = s["start"], s["stop"]
+                s0, s1 = int(round(a / fps * SAMPLE_RATE)), int(round(b / fps * SAMPLE_RATE))
+                pose = res.pose[a:b] - res.pose[a:b].mean(0)  # head rotation about its mean; translation
+                pose[:, 3:] = 0.0  # zero: the corpus's heads do not translate, and the tracker's camera-space
+                # offsets (tz ~ -67 units, std 0.2-0.4) cost PoseFlow thousands of nats per frame
+                w.add(f"{part}_{j:03d}", audio[s0:s1], SAMPLE_RATE, np.clip(res.expression[a:b], lo, hi), pose,
+                      "talking", speaker="actor", source=f"video:{src['file']}", fps=fps)
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------
+
+def finetune(train_dir: Path, holdout_dir: Path | None, out: Path, steps: int, lr: float, batch: int,
+             l2: float, eval_every: int, patience: int, seed: int = 0, progress: bool = True) -> dict:
+    """ExpFlow + PoseFlow from the shipped weights; early stopping on the held-out NLL."""
+    import torch
+
+    from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+    from ..training.fcg import FrameBank, TrainConfig, load_items, store_latents
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)  # tiny ops: one thread is fastest on a shared CPU
+    model, meta0, _ = load_checkpoint(DEFAULT_CHECKPOINT)
+    cfg = model.cfg
+    items, _ = load_items(train_dir)
+    bank = FrameBank(items, cfg)
+    hold = FrameBank(load_items(holdout_dir)[0], cfg) if holdout_dir is not None else None
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # the clamp covers both the default's range and the actor's
+        model.exp_lo.copy_(torch.minimum(model.exp_lo, bank.exp[bank.rows].min(0).values))
+        model.exp_hi.copy_(torch.maximum(model.exp_hi, bank.exp[bank.rows].max(0).values))
+    ref = {n: p.detach().clone() for n, p in model.named_parameters()}
+    eval_rows = None
+    if hold is not None:
+        pick = torch.randperm(hold.rows.shape[0], generator=torch.Generator().manual_seed(1))[:768]
+        eval_rows = hold.rows[pick]
+
+    def held_nll() -> float:
+        if hold is None:
+            return float("nan")
+        model.eval()
+        with torch.no_grad():
+            d = model.loss(hold.batch(eval_rows))
+        model.train()
+        return float(d["nll_exp"] + d["nll_pose"])
+
+    tc = TrainConfig(steps=steps, batch=batch, lr=lr, consistency_rows=8, seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    history = [{"step": 0, "holdout_nll": round(held_nll(), 4)}]
+    best = (history[0]["holdout_nll"], 0, copy.deepcopy(model.state_dict()))
+    bad = 0
+    t0 = time.time()
+    from tqdm import tqdm
+
+    bar = tqdm(range(steps), desc="fine-tune", unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+    stopped = steps
+    run = None
+    for step in bar:
+        for grp in opt.param_groups:  # short warm-up, then constant: few steps, low rate
+            grp["lr"] = lr * min(1.0, (step + 1) / 20)
+        rows = bank.sample_rows(batch, tc.consistency_rows, g)
+        d = model.loss(bank.batch(rows, g, tc), n_consistency=tc.consistency_rows)
+        reg = sum(((p - ref[n]) ** 2).sum() for n, p in model.named_parameters())
+        loss = d["loss"] + l2 * reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        v = float(d["nll_exp"] + d["nll_pose"])
+        run = v if run is None else 0.95 * run + 0.05 * v
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            h = held_nll()
+            history.append({"step": step + 1, "train_nll": round(run, 4), "holdout_nll": round(h, 4),
+                            "elapsed_s": round(time.time() - t0, 1)})
+            bar.set_postfix(train=f"{run:.3f}", held=f"{h:.3f}")
+            if hold is None or h < best[0] - 1e-4:
+                best, bad = (h, step + 1, copy.deepcopy(model.state_dict())), 0
+            else:
+                bad += 1
+                if bad >= patience:
+                    stopped = step + 1
+                    break
+    bar.close()
+    model.load_state_dict(best[2])
+    model.eval()
+    store_latents(model, bank, tc, g)
+    meta = {k: v for k, v in meta0.items() if k != "history"}
+    meta.update(trained_on=f"{meta0.get('trained_on')} -> actor fine-tune ({bank.duration:.0f} s)",
+                actor_finetune={"steps_run": stopped, "best_step": best[1], "lr": lr, "batch": batch,
+                                "l2_to_default": l2, "history": history,
+                                "seconds": round(time.time() - t0, 1)})
+    save_checkpoint(out, model, meta, train_state=None, half=True)
+    return meta["actor_finetune"]
+
+
+# ---- estimates --------------------------------------------------------------------------------
+
+def _lead_frames(curves: list[tuple[np.ndarray, np.ndarray]], max_lag: int = 8) -> int:
+    """Frames the mouth curve runs ahead of the loudness (summed correlation profile over clips)."""
+    from ..evaluate.lipsync import lag_profile
+
+    total = {}
+    for mouth, loud in curves:
+        if len(mouth) < 4 * max_lag or np.std(mouth) < 1e-9 or np.std(loud) < 1e-9:
+            continue
+        for lag, r in lag_profile(mouth, loud, max_lag).items():
+            total[lag] = total.get(lag, 0.0) + len(mouth) * (r if np.isfinite(r) else 0.0)
+    if not total:
+        return 0
+    return -max(total, key=total.get)  # lag < 0: the mouth is early, i.e. it leads
+
+
+def _generate_plain(gen, audio: np.ndarray, fps: float, seed: int = 0):
+    from flowvq_shared.settings import GenerateSettings
+
+    t = gen.generate(audio, GenerateSettings(fps=fps, takes=1, seed=seed))[0]
+    return t.expression, t.pose
+
+
+def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 40.0) -> dict:
+    from ..evaluate.lipsync import loudness_curve
+    from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from ..generate import load_generator
+
+    real_lead, gen_lead, real_mouth, real_pose, gen_mouth, gen_pose, quiet = [], [], [], [], [], [], []
+    gen = load_generator(ckpt, device="cpu")
+    calib = 0.0
+    try:
+        for s in segs["train"]:
+            src, res, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
+            fps, a, b = src["fps"], s["start"], s["stop"]
+            clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+            n = b - a
+            loud = loudness_curve(clip, fps, n)
+            real_lead.append((fill_nan(lip_gap(res.landmarks[a:b])), loud))
+            real_mouth.append(res.expression[a:b][:, MOUTH_INDEX])
+            pose = res.pose[a:b]
+            real_pose.append(pose - pose.mean(0))
+            quiet.append(res.expression[a:b][loud <= np.quantile(loud, 0.2)])
+            if calib < max_calib_s:  # what the fine-tuned generator makes on the same audio
+                e, p = _generate_plain(gen, clip[: int(min(n / fps, max_calib_s - calib) * SAMPLE_RATE)], fps)
+                gen_lead.append((mouth_opening(e), loud[: len(e)]))
+                gen_mouth.append(e[:, MOUTH_INDEX])
+                gen_pose.append(p - p.mean(0))
+                calib += len(e) / fps
+    finally:
+        gen.close()
+    fps0 = sources[0]["fps"]
+    lead_real, lead_gen = _lead_frames(real_lead), _lead_frames(gen_lead)
+    shift_s = float(np.clip((lead_real - lead_gen) / fps0, -MAX_SHIFT_S, MAX_SHIFT_S))
+    rm, gm = np.concatenate(real_mouth), np.concatenate(gen_mouth)
+    r_lo, r_c, r_hi = np.percentile(rm, [5, 50, 95], axis=0)
+    g_lo, g_c, g_hi = np.percentile(gm, [5, 50, 95], axis=0)
+    g_span = g_hi - g_lo
+    scale = np.where(g_span > 1e-3, (r_hi - r_lo) / np.maximum(g_span, 1e-3), 1.0)
+    rp, gp = np.concatenate(real_pose), np.concatenate(gen_pose)
+    pose_scale = np.where(gp.std(0) > 1e-6, rp.std(0) / np.maximum(gp.std(0), 1e-6), 1.0)
+    pose_scale[3:] = 1.0  # translation: not learned (see write_datasets), left as generated
+    neutral = np.median(np.concatenate(quiet), axis=0)
+    return {
+        "lead_s": round(lead_real / fps0, 4), "generated_lead_s": round(lead_gen / fps0, 4),
+        "lead_shift_s": round(shift_s, 4),
+        "mouth_channels": list(MOUTH_CHANNELS),
+        "mouth_scale": np.clip(scale, *SCALE_RANGE).round(4).tolist(),
+        "mouth_scale_unclipped": scale.round(4).tolist(),
+        "mouth_p5": r_lo.round(4).tolist(), "mouth_centre": r_c.round(4).tolist(), "mouth_p95": r_hi.round(4).tolist(),
+        "generated_mouth_centre": g_c.round(4).tolist(),
+        "pose_std": rp.std(0).round(5).tolist(), "generated_pose_std": gp.std(0).round(5).tolist(),
+        "pose_scale": np.clip(pose_scale, *POSE_SCALE_RANGE).round(4).tolist(),
+        "neutral_expression": neutral.round(4).tolist(),
+        "calibration_seconds": round(calib, 1),
+    }
+
+
+def measure_fit(actor_dir: Path, sources, tracks, audios, segs) -> dict:
+    """Held-out lip-sync r (dlib inner-lip gap vs generated mouth opening, best lag within +-2
+    frames) and head-pose std ratio, the profile vs the default model, take 1, seed 0."""
+    from ..evaluate.lipsync import best_lag_corr
+    from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from ..generate import load_generator
+    from .profile import ActorGenerator
+
+    if not segs["holdout"]:
+        return {"note": "no held-out footage (holdout 0 or too short)"}
+    gens = {"default": load_generator(None, device="cpu"),
+            "actor": ActorGenerator(ActorProfile(actor_dir, _draft_doc(actor_dir)), device="cpu")}
+    res = {k: {"r": [], "pose_ratio": []} for k in gens}
+    frames = 0
+    try:
+        for s in segs["holdout"]:
+            src, tr, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
+            fps, a, b = src["fps"], s["start"], s["stop"]
+            clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+            gap = fill_nan(lip_gap(tr.landmarks[a:b]))
+            real_std = tr.pose[a:b, :3].std(0)
+            frames += b - a
+            for k, gen in gens.items():
+                e, p = _generate_plain(gen, clip, fps)
+                res[k]["r"].append((best_lag_corr(mouth_opening(e), gap)[0], b - a))
+                res[k]["pose_ratio"].append((float(np.mean(p[:, :3].std(0) / np.maximum(real_std, 1e-6))), b - a))
+    finally:
+        for gen in gens.values():
+            gen.close()
+
+    def wmean(pairs):
+        w = sum(n for _, n in pairs)
+        return round(sum(v * n for v, n in pairs) / w, 4)
+
+    return {"holdout_seconds": round(frames / sources[0]["fps"], 1),
+            "lipsync_r": {k: wmean(v["r"]) for k, v in res.items()},
+            "pose_std_ratio": {k: wmean(v["pose_ratio"]) for k, v in res.items()},
+            "how": "take 1, seed 0, default settings; r: dlib inner-lip gap of the tracked held-out frames vs "
+                   "the generated mouth opening, best lag within +-2 frames; pose ratio: mean over pitch/yaw/roll "
+                   "of generated std / tracked std"}
+
+
+def _draft_doc(actor_dir: Path) -> dict:
+    """The profile as far as it is known before actor.json (for the fit stage)."""
+    return {"id": "draft", "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"},
+            "estimated": json.loads((actor_dir / "work" / "estimates.json").read_text())}
+
+
+def write_bank(actor_dir: Path, sources, tracks, bank_size: int) -> None:
+    import cv2
+
+    bank = actor_dir / "bank"
+    if (bank / "bank.npz").exists():
+        return
+    bank.mkdir(parents=True, exist_ok=True)
+    cands = []
+    for k in range(len(sources)):
+        with np.load(actor_dir / "work" / f"crops_{k}.npz") as z:
+            cands += [(k, int(f), c) for f, c in zip(z["frames"], z["crops"])]
+    pick = np.linspace(0, len(cands) - 1, min(bank_size, len(cands))).round().astype(int)
+    exp, pose, vid, fr, names = [], [], [], [], []
+    for j, i in enumerate(pick):
+        k, f, crop = cands[i]
+        name = f"frame_{j:02d}.png"
+        tmp = bank / f"frame_{j:02d}.tmp.png"
+        cv2.imwrite(str(tmp), crop[:, :, ::-1])
+        os.replace(tmp, bank / name)
+        exp.append(tracks[k].expression[f]); pose.append(tracks[k].pose[f])
+        vid.append(k); fr.append(f); names.append(name)
+    identity = np.mean([t.identity for t in tracks], axis=0)
+    _save_npz(bank / "bank.npz", expression=np.stack(exp), pose=np.stack(pose), video=np.array(vid),
+              frame=np.array(fr), png=np.array(names), identity=identity.astype(np.float32),
+              camera=tracks[0].camera.to_array())
+
+
+# ---- the whole thing --------------------------------------------------------------------------
+
+def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4, batch: int = 64,
+          l2: float = 1e-3, eval_every: int = 25, patience: int = 3, bank_size: int = 32,
+          max_seconds: float | None = None, actor_id: str | None = None, progress: bool = True,
+          keep_work: bool = False, min_seconds: float = MIN_SECONDS, log=print) -> Path:
+    from tqdm import tqdm
+
+    from ..tracker import TrackResult
+
+    if not 0.0 <= holdout < 0.9:
+        raise BadRequest(f"--holdout must be in [0, 0.9), got {holdout}")
+    if steps < 1:
+        raise BadRequest("--steps must be at least 1")
+    out = Path(out)
+    work = out / "work"
+    sources = check_sources(videos, max_seconds, min_seconds)
+    if (out / "actor.json").exists():
+        prof = ActorProfile.load(out)
+        if [s["sha256"] for s in prof.doc["sources"]] != [s["sha256"] for s in sources]:
+            raise BadRequest(f"{out} already holds actor {prof.id!r} learned from other footage")
+        log(f"{out}: actor {prof.id!r} is already learned from these videos")
+        return out
+    work.mkdir(parents=True, exist_ok=True)
+    prev = work / "sources.json"
+    if prev.exists() and json.loads(prev.read_text()).get("sources") != [s["sha256"] for s in sources]:
+        raise BadRequest(f"{out} holds work from other footage: give a new folder or delete it")
+    _write_json(prev, {"sources": [s["sha256"] for s in sources]})
+    stages = ["track"] * len(sources) + ["dataset", "finetune", "estimate", "fit", "bank"]
+    bar = tqdm(total=len(stages), desc="actor learn", unit="stage", disable=not progress, dynamic_ncols=True)
+    timing = json.loads((work / "timing.json").read_text()) if (work / "timing.json").exists() else {}
+
+    def done(stage, t0):
+        timing[stage] = round(timing.get(stage, 0.0) + time.time() - t0, 1)
+        _write_json(work / "timing.json", timing)
+        bar.update(1)
+
+    tracks = []
+    for k, src in enumerate(sources):
+        p = work / f"track_{k}.npz"
+        t0 = time.time()
+        bar.set_description(f"track {src['file']}")
+        if p.exists() and (work / f"crops_{k}.npz").exists():
+            tracks.append(TrackResult.load(p))
+        else:
+            tracks.append(track_source(src, p, work / f"crops_{k}.npz", bank_size, bar))
+            done(f"track_{k}", t0)
+            continue
+        bar.update(1)
+    audios = [_audio(s) for s in sources]
+    bar.set_description("dataset")
+    t0 = time.time()
+    segs = split_segments(sources, tracks, holdout)
+    _write_json(work / "segments.json", segs)
+    write_datasets(work, sources, tracks, audios, segs)
+    done("dataset", t0)
+
+    bar.set_description("fine-tune")
+    t0 = time.time()
+    if not (out / "fcg.pt").exists():
+        ft = finetune(work / "train", work / "holdout" if segs["holdout"] else None, out / "fcg.pt", steps, lr,
+                      batch, l2, eval_every, patience, progress=progress)
+        _write_json(work / "finetune.json", ft)
+    ft = json.loads((work / "finetune.json").read_text())
+    done("finetune", t0)
+
+    bar.set_description("estimate")
+    t0 = time.time()
+    if not (work / "estimates.json").exists():
+        _write_json(work / "estimates.json", estimate(sources, tracks, audios, segs, out / "fcg.pt"))
+    est = json.loads((work / "estimates.json").read_text())
+    done("estimate", t0)
+
+    bar.set_description("fit")
+    t0 = time.time()
+    if not (work / "fit.json").exists():
+        _write_json(work / "fit.json", measure_fit(out, sources, tracks, audios, segs))
+    fit = json.loads((work / "fit.json").read_text())
+    done("fit", t0)
+
+    bar.set_description("bank")
+    t0 = time.time()
+    write_bank(out, sources, tracks, bank_size)
+    done("bank", t0)
+    bar.close()
+
+    footage = sum(s["seconds"] for s in sources)
+    ident = actor_id or safe_id(out.resolve().name)
+    doc = {
+        "format": FORMAT, "kind": KIND, "id": ident,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "sources": [{k: s[k] for k in ("file", "sha256", "seconds", "fps", "audio")} for s in sources],
+        "footage_seconds": round(footage, 2),
+        "settings": {"holdout": holdout, "steps": steps, "lr": lr, "batch": batch, "l2_to_default": l2,
+                     "eval_every": eval_every, "patience": patience, "bank_size": bank_size,
+                     "max_seconds": max_seconds, "base_checkpoint": "fcg_default.pt"},
+        "segments": {k: len(v) for k, v in segs.items()},
+        "finetune": {k: v for k, v in ft.items() if k != "history"} | {"history": ft.get("history", [])[-20:]},
+        "estimated": est,
+        "fit": fit,
+        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"},
+        "timing_s": timing,
+        "learn_seconds": round(sum(timing.values()), 1),
+        "learn_seconds_per_minute_of_footage": round(sum(timing.values()) / max(footage / 60, 1e-9), 1),
+    }
+    _write_json(out / "actor.json", doc)
+    ActorProfile.load(out)  # what was written must load strictly
+    if not keep_work:
+        clean_work(out)
+    log(f"{out}: actor {ident!r} from {footage:.1f} s of footage in {doc['learn_seconds']:.0f} s; held-out "
+        f"lip-sync r {fit.get('lipsync_r', {}).get('actor', float('nan'))} (default "
+        f"{fit.get('lipsync_r', {}).get('default', float('nan'))}), pose std ratio "
+        f"{fit.get('pose_std_ratio', {}).get('actor', float('nan'))} (default "
+        f"{fit.get('pose_std_ratio', {}).get('default', float('nan'))})")
+    return out
+
+
+def clean_work(out: Path) -> None:
+    shutil.rmtree(Path(out) / "work", ignore_errors=True)

@@ -1,0 +1,78 @@
+"""Measure an actor profile on the unseen part of a clip, as `flowvq eval` measures lip-sync:
+
+    python -m flowvq.actor.measure VIDEO ACTOR_DIR --start S [--end E] [--takes 2]
+
+r = Pearson correlation of the dlib inner-lip gap of the real video (evaluate/landmarks.py, cached)
+with the generated mouth opening (evaluate/mouth.py), best lag within +-2 frames, for actor takes
+and default takes from the same audio span, same seeds. Head-pose std ratio = generated std / the
+tracked real std (pitch, yaw, roll, averaged), the real pose from the project's tracker on the same
+span (or, with --pose-from-track NPZ, from an existing track of the clip).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def measure(video: str, actor_dir: str, start: float, end: float | None = None, takes: int = 2,
+            pose_track: str | None = None) -> dict:
+    from flowvq_shared.settings import GenerateSettings
+
+    from ..evaluate.clips import extract_audio, video_fps
+    from ..evaluate.landmarks import video_landmarks
+    from ..evaluate.lipsync import best_lag_corr
+    from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from ..generate import load_generator
+    from .profile import load_actor
+
+    fps = video_fps(video)
+    lm = video_landmarks(video)
+    audio = extract_audio(video)
+    a = int(round(start * fps))
+    b = len(lm) if end is None else min(len(lm), int(round(end * fps)))
+    clip = audio[int(a / fps * 16000):int(b / fps * 16000)]
+    gap = fill_nan(lip_gap(lm[a:b]))
+    if pose_track:
+        from ..tracker import TrackResult
+        real_pose = TrackResult.load(pose_track).pose
+        pose_note = f"tracked pose of {pose_track} (the learned part of the clip)"
+    else:
+        from ..tracker import track
+        from ..tracker.frames import read_video
+        frames, _ = read_video(__import__("pathlib").Path(video), b)
+        real_pose = track(frames[a:b], fps=fps).pose
+        pose_note = "tracked pose of the measured span"
+    real_std = real_pose[:, :3].std(0)
+    out = {"video": video, "span_s": [start, b / fps], "fps": fps, "takes": takes, "pose_reference": pose_note}
+    for name, gen in (("default", load_generator(None, device="cpu")), ("actor", load_actor(actor_dir, device="cpu"))):
+        t0 = time.time()
+        ts = gen.generate(clip, GenerateSettings(fps=fps, takes=takes, seed=0))
+        gen.close()
+        rs = [best_lag_corr(mouth_opening(t.expression), gap) for t in ts]
+        ratios = [float(np.mean(t.pose[:, :3].std(0) / np.maximum(real_std, 1e-6))) for t in ts]
+        out[name] = {"r": [round(r, 4) for r, _ in rs], "lag": [int(l) for _, l in rs],
+                     "r_mean": round(float(np.mean([r for r, _ in rs])), 4),
+                     "pose_std_ratio": [round(x, 3) for x in ratios],
+                     "pose_std_ratio_mean": round(float(np.mean(ratios)), 3),
+                     "seconds": round(time.time() - t0, 1)}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m flowvq.actor.measure")
+    p.add_argument("video")
+    p.add_argument("actor_dir")
+    p.add_argument("--start", type=float, required=True)
+    p.add_argument("--end", type=float)
+    p.add_argument("--takes", type=int, default=2)
+    p.add_argument("--pose-from-track")
+    a = p.parse_args(argv)
+    print(json.dumps(measure(a.video, a.actor_dir, a.start, a.end, a.takes, a.pose_from_track), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

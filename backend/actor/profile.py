@@ -1,0 +1,163 @@
+"""An actor profile on disk, loaded strictly, and the generator that uses it.
+
+    ACTOR_DIR/
+      actor.json   format, id, sources (sha256), settings, what was estimated, the measured fit
+      fcg.pt       the fine-tuned FCG (float16, like the shipped checkpoint)
+      bank/        bank.npz (their tracked curves for the bank frames, identity, camera) + frame_XX.png
+
+`ActorGenerator` wraps the pipeline's `Generator` over the actor's checkpoint and applies what a
+fine-tune should not have to learn: the lead of their lips over their sound (a time shift of the
+mouth channels), their mouth's range per channel, their head's motion (pose std per axis).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION, N_POSE
+from flowvq_shared.settings import GenerateSettings
+
+from ..errors import BadRequest
+
+FORMAT = 1
+KIND = "flowvq-actor"
+ACTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the same rule as GenerateSettings.actor
+# the channels whose range and timing are the actor's mouth (phone guidance's channels + the smile's neighbours)
+MOUTH_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft",
+                  "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthPressLeft",
+                  "mouthPressRight", "mouthRollLower", "mouthRollUpper", "mouthStretchLeft",
+                  "mouthStretchRight", "mouthShrugLower", "mouthShrugUpper")
+MOUTH_INDEX = np.array([CHANNEL_INDEX[n] for n in MOUTH_CHANNELS])
+MAX_SHIFT_S = 0.16  # the lead correction never moves the mouth more than this
+SCALE_RANGE = (0.5, 2.0)  # mouth range ratio, clipped
+POSE_SCALE_RANGE = (0.25, 4.0)
+
+
+class ActorError(BadRequest):
+    """A profile folder that cannot be used (one line says why)."""
+
+
+def safe_id(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._-")[:64] or "actor"
+    return s if ACTOR_ID.fullmatch(s) else "actor"
+
+
+@dataclass(frozen=True)
+class ActorProfile:
+    path: Path
+    doc: dict
+
+    @property
+    def id(self) -> str:
+        return self.doc["id"]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.doc["files"]["fcg"]
+
+    @property
+    def estimated(self) -> dict:
+        return self.doc["estimated"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ActorProfile":
+        """Strict: an unknown format, a missing file or a malformed estimate raise ActorError."""
+        path = Path(path)
+        index = path / "actor.json"
+        if not index.is_file():
+            raise ActorError(f"{path} is not an actor profile (no actor.json; `flowvq actor learn` makes one)")
+        try:
+            doc = json.loads(index.read_text())
+        except (OSError, ValueError) as e:
+            raise ActorError(f"cannot read {index}: {e}") from None
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            raise ActorError(f"{index} is not a flowvq actor profile (kind={doc.get('kind') if isinstance(doc, dict) else None!r})")
+        if doc.get("format") != FORMAT:
+            raise ActorError(f"{index} has format {doc.get('format')!r}; this flowvq reads actor format {FORMAT}")
+        if not isinstance(doc.get("id"), str) or not ACTOR_ID.fullmatch(doc["id"]):
+            raise ActorError(f"{index}: id {doc.get('id')!r} is not a safe actor id")
+        files = doc.get("files")
+        if not isinstance(files, dict) or not {"fcg", "bank"} <= set(files):
+            raise ActorError(f"{index}: 'files' must name fcg and bank")
+        for key, rel in files.items():
+            if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ActorError(f"{index}: file {key} {rel!r} must be a path inside the profile")
+            if not (path / rel).is_file():
+                raise ActorError(f"actor profile {path} is missing {rel}")
+        est = doc.get("estimated")
+        need = {"lead_shift_s": None, "mouth_scale": len(MOUTH_CHANNELS), "mouth_centre": len(MOUTH_CHANNELS),
+                "generated_mouth_centre": len(MOUTH_CHANNELS), "pose_scale": N_POSE,
+                "neutral_expression": N_EXPRESSION}
+        if not isinstance(est, dict):
+            raise ActorError(f"{index}: 'estimated' is missing")
+        for key, n in need.items():
+            v = est.get(key)
+            arr = np.asarray(v, dtype=np.float64) if isinstance(v, (list, int, float)) else None
+            if arr is None or (n is None and arr.shape != ()) or (n is not None and arr.shape != (n,)) \
+                    or not np.isfinite(arr).all():
+                raise ActorError(f"{index}: estimated.{key} must be {'a number' if n is None else f'{n} numbers'}")
+        return cls(path, doc)
+
+    # ---- what generation applies ------------------------------------------------------------
+    def adapt(self, expression: np.ndarray, pose: np.ndarray, fps: float,
+              lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One take's curves -> the actor's: mouth shifted by their lead and rescaled to their
+        range, head motion scaled to theirs around the take's own mean pose."""
+        est = self.estimated
+        exp = np.array(expression, dtype=np.float32)
+        pose = np.array(pose, dtype=np.float32)
+        mouth = exp[:, MOUTH_INDEX]
+        shift = int(round(float(est["lead_shift_s"]) * fps))
+        if shift and len(mouth) > 1:  # > 0: the actor's lips run further ahead of the sound
+            idx = np.clip(np.arange(len(mouth)) + shift, 0, len(mouth) - 1)
+            mouth = mouth[idx]
+        scale = np.clip(np.asarray(est["mouth_scale"], np.float32), *SCALE_RANGE)
+        g_c = np.asarray(est["generated_mouth_centre"], np.float32)
+        mouth = g_c + (mouth - g_c) * scale
+        if lo is not None and hi is not None:
+            mouth = np.clip(mouth, lo[MOUTH_INDEX], hi[MOUTH_INDEX])
+        exp[:, MOUTH_INDEX] = mouth
+        ps = np.clip(np.asarray(est["pose_scale"], np.float32), *POSE_SCALE_RANGE)
+        mean = pose.mean(0, keepdims=True)
+        pose = mean + (pose - mean) * ps
+        return exp, pose
+
+
+class ActorGenerator:
+    """The pipeline's Generator over the actor's checkpoint, with the actor's post-processing;
+    takes record the actor id in their settings."""
+
+    def __init__(self, profile: ActorProfile, device: str | None = None):
+        from ..generate import load_generator
+
+        self.profile = profile
+        self.inner = load_generator(profile.checkpoint, device=device)
+
+    @property
+    def info(self) -> dict:
+        return {**self.inner.info, "actor": self.profile.id, "actor_path": str(self.profile.path)}
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def generate(self, audio, settings: GenerateSettings = GenerateSettings(), **kw):
+        pid = self.profile.id
+        if settings.actor and settings.actor != pid:
+            raise BadRequest(f"settings ask for actor {settings.actor!r} but the loaded profile is {pid!r}")
+        settings = settings.replace(actor=pid)
+        takes = self.inner.generate(audio, settings, **kw)
+        m = self.inner.model
+        lo, hi = m.exp_lo.float().cpu().numpy(), m.exp_hi.float().cpu().numpy()
+        out = []
+        for t in takes:
+            e, p = self.profile.adapt(t.expression, t.pose, settings.fps, lo, hi)
+            out.append(replace(t, expression=e, pose=p))
+        return out
+
+
+def load_actor(path: str | Path, device: str | None = None) -> ActorGenerator:
+    return ActorGenerator(ActorProfile.load(path), device=device)

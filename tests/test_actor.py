@@ -1,0 +1,128 @@
+"""Actor profiles (backend/actor/, docs/actor.md): learn from a few seconds of a real clip on CPU,
+the folder, strict loading, generate with it through the CLI, and the refusals."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import shared_data
+
+from flowvq.cli import main
+
+
+def _video(path: Path, frames: int, size: int = 160, fps: int = 25) -> Path:
+    import imageio.v2 as imageio
+
+    with imageio.get_writer(path, fps=fps, macro_block_size=16) as w:
+        for _ in range(frames):
+            w.append_data(np.full((size, size, 3), 200, np.uint8))  # a blank image: no face, no sound
+    return path
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A profile from the first 5.2 s of Obama_clip3 (silent 256 px video + its wav beside it)."""
+    video = shared_data("talking_3dmm", "video_silent", "Obama_clip3.mp4")
+    wav = shared_data("talking_3dmm", "wav", "Obama_clip3.wav")
+    d = tmp_path_factory.mktemp("actor")
+    (d / "obama3.mp4").symlink_to(video)
+    (d / "obama3.wav").symlink_to(wav)
+    from flowvq.actor.learn import learn
+
+    out = learn([d / "obama3.mp4"], d / "obama_actor", holdout=0.4, steps=6, batch=16, eval_every=3,
+                max_seconds=5.2, min_seconds=4.0, bank_size=4, progress=False, log=lambda *_: None)
+    return out, wav
+
+
+def test_profile_folder_describes_itself(learned):
+    out, _ = learned
+    from flowvq.actor import ActorProfile
+
+    doc = json.loads((out / "actor.json").read_text())
+    assert doc["format"] == 1 and doc["kind"] == "flowvq-actor" and doc["id"] == "obama_actor"
+    assert len(doc["sources"][0]["sha256"]) == 64 and doc["settings"]["steps"] == 6
+    for key in ("lead_s", "lead_shift_s", "mouth_scale", "pose_scale", "neutral_expression"):
+        assert key in doc["estimated"]
+    assert set(doc["fit"]["lipsync_r"]) == {"default", "actor"}
+    assert set(doc["fit"]["pose_std_ratio"]) == {"default", "actor"}
+    assert (out / "fcg.pt").is_file() and not (out / "work").exists()
+    assert sorted(p.name for p in (out / "bank").glob("*.png")) == [f"frame_{i:02d}.png" for i in range(4)]
+    with np.load(out / "bank" / "bank.npz") as z:
+        assert z["expression"].shape == (4, 64) and z["pose"].shape == (4, 6) and z["identity"].ndim == 1
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert size < 8 * 2**20
+    import torch
+    sd = torch.load(out / "fcg.pt", weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float16 for v in sd.values() if v.is_floating_point())
+    assert ActorProfile.load(out).id == "obama_actor"
+
+
+def test_loading_is_strict(learned, tmp_path):
+    out, _ = learned
+    from flowvq.actor import ActorError, ActorProfile
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    doc = json.loads((bad / "actor.json").read_text())
+    (bad / "actor.json").write_text(json.dumps({**doc, "format": 99}))
+    with pytest.raises(ActorError, match="format 99"):
+        ActorProfile.load(bad)
+    (bad / "actor.json").write_text(json.dumps(doc))
+    (bad / "fcg.pt").unlink()
+    with pytest.raises(ActorError, match="missing fcg.pt"):
+        ActorProfile.load(bad)
+    with pytest.raises(ActorError, match="not an actor profile"):
+        ActorProfile.load(tmp_path)
+
+
+def test_generate_with_actor_cli(learned, tmp_path, capsys):
+    out, wav = learned
+    from flowvq_shared.takes import Take
+
+    clip = tmp_path / "line.wav"
+    a, sr = sf.read(wav, dtype="float32")
+    sf.write(clip, a[6 * sr: 9 * sr], sr)
+    rc = main(["generate", str(clip), "--actor", str(out), "--takes", "2", "--emotion", "happy",
+               "--seed", "3", "-o", str(tmp_path / "takes"), "-q"])
+    assert rc == 0
+    takes = [Take.load(tmp_path / "takes" / f"take_{k}.npz") for k in (1, 2)]
+    assert all(t.settings.actor == "obama_actor" and t.settings.emotion == "happy" for t in takes)
+    assert takes[0].n_frames == 75 and not np.allclose(takes[0].expression, takes[1].expression)
+    # an actor id without its profile (a server request) is refused; so is a folder without a profile
+    from flowvq import jobs
+    from flowvq.audio import load_audio
+    from flowvq.errors import BadRequest
+    from flowvq_shared.settings import GenerateSettings
+    with pytest.raises(BadRequest, match="not loaded"):
+        jobs.generate(jobs.Models(), load_audio(clip), GenerateSettings(actor="someone"))
+    rc = main(["generate", str(clip), "--actor", str(tmp_path), "-o", str(tmp_path / "y"), "-q"])
+    assert rc == 2 and "error: " in capsys.readouterr().err
+
+
+def _refused(argv, capsys, match):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and match in err[0], err
+    return err[0]
+
+
+def test_refusals(tmp_path, capsys):
+    speech = shared_data("speech", "hdtf_RD_Radio31_000.wav")
+    out = str(tmp_path / "a")
+    silent_track = _video(tmp_path / "nosound.mp4", 225)        # 9 s, no audio stream
+    _refused(["actor", "learn", str(silent_track), "-o", out, "-q"], capsys, "no usable sound")
+    hush = _video(tmp_path / "hush.mp4", 225)
+    sf.write(tmp_path / "hush.wav", np.zeros(16000 * 9, np.float32), 16000)
+    _refused(["actor", "learn", str(hush), "-o", out, "-q"], capsys, "silent")
+    short = _video(tmp_path / "short.mp4", 75)                  # 3 s with speech beside it
+    (tmp_path / "short.wav").symlink_to(speech)
+    _refused(["actor", "learn", str(short), "-o", out, "-q"], capsys, "too short")
+    blank = _video(tmp_path / "blank.mp4", 225)                 # 9 s of a blank image, with speech
+    (tmp_path / "blank.wav").symlink_to(speech)
+    _refused(["actor", "learn", str(blank), "-o", out, "-q"], capsys, "no face")
+    _refused(["actor", "learn", str(tmp_path / "missing.mp4"), "-o", out, "-q"], capsys, "not found")
