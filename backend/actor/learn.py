@@ -92,7 +92,7 @@ def check_sources(videos, max_seconds: float | None, min_seconds: float = MIN_SE
         except BadAudio as e:
             raise BadAudio(f"{p.name}: no usable sound ({e.message})") from None
         seconds = min(n / fps, audio.duration, max_seconds or math.inf)
-        out.append({"path": str(p.resolve()), "file": p.name, "sha256": _sha256(p), "fps": fps,
+        out.append({"path": str(p.absolute()), "file": p.name, "sha256": _sha256(p), "fps": fps,
                     "frames": int(math.floor(seconds * fps + 1e-6)), "seconds": round(seconds, 3),
                     "audio": "sidecar wav" if sidecar.is_file() else "sound track"})
     total = sum(s["seconds"] for s in out)
@@ -262,7 +262,7 @@ def finetune(train_dir: Path, holdout_dir: Path | None, out: Path, steps: int, l
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        v = float(d["nll_exp"] + d["nll_pose"])
+        v = float((d["nll_exp"] + d["nll_pose"]).detach())
         run = v if run is None else 0.95 * run + 0.05 * v
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             h = held_nll()
