@@ -36,6 +36,8 @@ TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `trai
 def _cmd_serve(args) -> int:
     from .server import ServerConfig, new_token, run
 
+    if args.actors and not Path(args.actors).is_dir():
+        raise FlowVQError(f"--actors {args.actors}: not a folder (give the folder that holds the actor profiles)")
     token = args.token
     host = args.host
     if args.lan:
@@ -48,7 +50,7 @@ def _cmd_serve(args) -> int:
     cfg = ServerConfig(host=host, port=args.port, lan=args.lan, token=token,
                        max_frame=args.max_frame_mb * 1024 * 1024, zeroconf=not args.no_zeroconf,
                        fcg_checkpoint=args.checkpoint, device=args.device, warm=not args.no_warm,
-                       ray_address=args.ray, ray_workers=args.ray_workers)
+                       ray_address=args.ray, ray_workers=args.ray_workers, actors_dir=args.actors)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     run(cfg)
@@ -106,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cluster at ADDR (host:port of its head); see docs/scale.md")
     s.add_argument("--ray-workers", type=int, default=0, metavar="N",
                    help="actors in that pool (default: one per CPU slot of the cluster)")
+    s.add_argument("--actors", metavar="DIR", help="offer the actor profiles in DIR (one folder each, made "
+                   "by `flowvq actor learn`); clients name them by id, never by path")
     s.set_defaults(func=_cmd_serve)
 
     g = sub.add_parser("generate", help="audio + emotion -> takes (curve files)")

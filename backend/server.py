@@ -64,6 +64,7 @@ class ServerConfig:
     warm: bool = True  # load the FCG in the background right after `listening on`
     ray_address: str | None = None  # generate on a pool of Ray actors of this cluster (`serve --ray`)
     ray_workers: int = 0  # actors in that pool; 0 = one per CPU slot of the cluster
+    actors_dir: str | None = None  # actor profiles the server offers (`serve --actors DIR`), by id
 
 
 @dataclass
@@ -190,7 +191,26 @@ class Server:
             "models": models, "loading": self.loading(), "device": device_name,
             "auth_required": self.auth_required, "max_frame": self.config.max_frame,
             **({"ray": self.remote.info()} if self.remote is not None else {}),
+            "actors": [{k: v for k, v in a.items() if k != "path"} for a in self.actors().values()],
         }
+
+    def actors(self) -> dict[str, dict]:
+        """The actor profiles in --actors DIR, by id (read at each call: a profile copied in while the
+        server runs is offered at the next hello). Only actor.json is read here: cheap, no torch."""
+        import json
+
+        out: dict[str, dict] = {}
+        root = Path(self.config.actors_dir) if self.config.actors_dir else None
+        if root is None or not root.is_dir():
+            return out
+        for index in sorted(root.glob("*/actor.json")):
+            try:
+                doc = json.loads(index.read_text())
+                out[str(doc["id"])] = {"id": str(doc["id"]), "path": str(index.parent),
+                                       "fit": doc.get("fit", {}), "sources": len(doc.get("sources", []))}
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("not an actor profile, skipped: %s", index)
+        return out
 
     # ------------------------------------------------------------------ warm-up
 
@@ -446,13 +466,27 @@ class Server:
             audio = from_samples(req.samples, req.sample_rate, label="the audio")
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
+        actor = None
+        if req.settings.actor:
+            known = self.actors()
+            if req.settings.actor not in known:
+                raise FlowVQError(f"unknown actor {req.settings.actor!r}; this server offers: "
+                                  f"{', '.join(known) or 'none (start it with --actors DIR)'}")
+            actor = known[req.settings.actor]["path"]
         if self.remote is not None:
+            if actor is not None:
+                raise FlowVQError("actor profiles are not served on a Ray pool yet: drop 'actor' or use "
+                                  "a server without --ray", code=p.NOT_IMPLEMENTED)
             takes = self.remote.generate(audio, req.settings, reference, progress, job.cancel)
             model = {"ray": self.remote.info()}
         else:
-            self._wait_for_generator(progress)
-            takes = jobs.generate(self.models, audio, req.settings, reference, progress, job.cancel)
-            model = self.models.generator().info
+            if actor is None:
+                self._wait_for_generator(progress)
+            else:
+                progress(0.0, f"loading actor {req.settings.actor}")
+            takes = jobs.generate(self.models, audio, req.settings, reference, progress, job.cancel, actor=actor)
+            model = self.models.actor_generator(actor).info if actor else self.models.generator().info
+            model = {k: v for k, v in model.items() if k != "actor_path"}  # no server paths to clients
         return {
             "type": "result", "id": job.id, "request": "generate", "settings": req.settings.to_wire(),
             "pose_names": list(POSE_NAMES), "audio_sha256": audio.sha256, "duration": audio.duration,
