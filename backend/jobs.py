@@ -35,6 +35,7 @@ class Models:
         self._lock = threading.Lock()
         self._generator = None
         self._face_models: dict[str, object] = {}
+        self._actors: dict[str, tuple[float, object]] = {}  # folder -> (actor.json's mtime, generator)
         self._loading: set[str] = set()
 
     def loading(self) -> list[str]:
@@ -62,16 +63,20 @@ class Models:
     def actor_generator(self, path: str | Path):
         """An actor profile's generator (backend/actor/), loaded strictly once per folder."""
         key = str(Path(path).resolve())
+        index = Path(key) / "actor.json"
+        stamp = index.stat().st_mtime if index.is_file() else -1.0  # a re-learned profile is reloaded
         with self._lock:
-            actors = self.__dict__.setdefault("_actors", {})
-            if key not in actors:
+            cached = self._actors.get(key)
+            if cached is None or cached[0] != stamp:
                 self._loading.add(f"actor:{Path(path).name}")
                 try:
                     from .actor import load_actor
-                    actors[key] = load_actor(path, device=self.device)
+                    if cached is not None:
+                        cached[1].close()
+                    self._actors[key] = (stamp, load_actor(path, device=self.device))
                 finally:
                     self._loading.discard(f"actor:{Path(path).name}")
-            return actors[key]
+            return self._actors[key][1]
 
     def face_model(self, name: str = "default"):
         with self._lock:
@@ -89,7 +94,7 @@ class Models:
     def close(self) -> None:
         if self._generator is not None:
             self._generator.close()
-        for g in self.__dict__.get("_actors", {}).values():
+        for _stamp, g in self._actors.values():
             g.close()
 
 
