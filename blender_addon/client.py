@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ._shared import protocol
+from .actors import offered as _offered_actors
 
 CLIENT_NAME = "flowvq-blender 0.1.0"
 DEFAULT_HOST = "127.0.0.1"
@@ -52,6 +53,7 @@ class ServerInfo:
     device: str
     auth_required: bool
     max_frame: int = 0  # the largest frame the backend accepts (0: not announced)
+    actors: tuple = ()  # the actor profiles it offers: ({"id", "fit", "sources"}, ...)
 
     @classmethod
     def from_greeting(cls, msg: dict) -> "ServerInfo":
@@ -60,7 +62,8 @@ class ServerInfo:
                    not_implemented=dict(msg.get("not_implemented") or {}),
                    models=dict(msg.get("models") or {}), device=str(msg.get("device", "?")),
                    auth_required=bool(msg.get("auth_required", False)),
-                   max_frame=int(msg.get("max_frame") or 0))
+                   max_frame=int(msg.get("max_frame") or 0),
+                   actors=tuple(_offered_actors(msg.get("actors"))))
 
     def available(self, request: str) -> bool:
         return request in self.capabilities and request not in self.not_implemented

@@ -100,6 +100,25 @@ def backend_python(path: str) -> str:
     return str(p)
 
 
+def actors_folder() -> str:
+    """The folder of actor profiles (the preference; by default `actors` in the add-on's user
+    folder of Blender's user data), created on demand. UserError if it cannot be."""
+    p = prefs()
+    if p is not None and p.actors_dir.strip():
+        folder = Path(bpy.path.abspath(p.actors_dir.strip()))
+    else:
+        try:  # an extension: its own folder in Blender's user data (extensions/.user/...)
+            folder = Path(bpy.utils.extension_path_user(ADDON, path="actors", create=False))
+        except (ValueError, AttributeError):  # a legacy add-on install
+            folder = Path(bpy.utils.user_resource("CONFIG", path="flowvq")) / "actors"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the actors folder {folder}: {e} (set Actors Folder in "
+                        "the add-on preferences)") from None
+    return str(folder)
+
+
 def wait_for_listening(proc, lines: queue.Queue, timeout: float) -> str | None:
     """'host:port' from the backend's first `listening on` line; None if it dies or stalls."""
     deadline = time.monotonic() + timeout

@@ -1,18 +1,19 @@
 """Every operator class, gathered for registration, and the add-on's startup/shutdown.
 
 The operators live in small modules (ops_backend, ops_generate, ops_emotion, ops_takes,
-ops_target, ops_plates, ops_export); background work goes through `tasks`, the one place that runs jobs and
+ops_target, ops_plates, ops_export, ops_actors); background work goes through `tasks`, the one place that runs jobs and
 reports their outcome.
 """
 from __future__ import annotations
 
 import bpy
 
-from . import connection, ops_backend, ops_emotion, ops_export, ops_generate, ops_plates, \
+from . import connection, ops_actors, ops_backend, ops_emotion, ops_export, ops_generate, ops_plates, \
     ops_takes, ops_target, tasks
 
 classes = (*ops_backend.classes, *ops_generate.classes, *ops_emotion.classes, *ops_plates.classes,
-           *ops_takes.classes, *ops_target.classes, *ops_export.classes)
+           *ops_takes.classes, *ops_target.classes, *ops_export.classes,
+           *ops_actors.classes)
 
 AUTO_CHECK_SECONDS = 15.0
 

@@ -61,10 +61,12 @@ class FLOWVQ_OT_start_backend(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             python = connection.backend_python(p.backend_python if p else "")
+            actors = connection.actors_folder()
         except UserError as e:
             return tasks.fail(self, str(e))
         port = p.port if p else client.DEFAULT_PORT
-        cmd = [python, "-m", "flowvq", "serve", "--port", str(port)]
+        # the actor profiles Learn Actor writes are offered (re-read at every hello)
+        cmd = [python, "-m", "flowvq", "serve", "--port", str(port), "--actors", actors]
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, bufsize=1)

@@ -81,6 +81,9 @@ class FLOWVQ_PT_generate(_FlowVQPanel, bpy.types.Panel):
             layout.prop(s, "audio_file")
         fps = context.scene.render.fps / context.scene.render.fps_base
         layout.label(text=f"Scene frame rate: {fps:g} fps")
+        row = layout.row(align=True)
+        row.prop(s, "actor_choice")
+        row.operator("flowvq.check_backend", text="", icon="FILE_REFRESH")
         layout.prop(s, "emotion_source", expand=True)
         if s.emotion_source == "LABEL":
             layout.prop(s, "emotion")
@@ -104,6 +107,26 @@ class FLOWVQ_PT_generate(_FlowVQPanel, bpy.types.Panel):
         layout.prop(s, "blinks")
         layout.prop(s, "phone_guidance", slider=True)
         layout.operator("flowvq.generate", icon="SOUND")
+
+
+class FLOWVQ_PT_actors(_FlowVQPanel, bpy.types.Panel):
+    """Learn an actor profile from footage; the Generate panel's Actor picks one."""
+    bl_label = "Actors"
+    bl_parent_id = "FLOWVQ_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        from .ops_actors import movie_strip
+
+        s = context.scene.flowvq
+        layout = self.layout
+        layout.prop(s, "learn_name")
+        strip = movie_strip(context.scene)
+        if strip is not None and not s.learn_video:
+            layout.label(text=f"Footage: movie strip '{strip.name}'", icon="SEQUENCE")
+        layout.prop(s, "learn_video")
+        layout.operator("flowvq.learn_actor", icon="USER")
+        layout.label(text="Takes minutes (about 11 per minute of footage on a CPU)", icon="INFO")
 
 
 class FLOWVQ_PT_takes(_FlowVQPanel, bpy.types.Panel):
@@ -182,4 +205,4 @@ class FLOWVQ_PT_plates(_FlowVQPanel, bpy.types.Panel):
 
 
 classes = (FLOWVQ_UL_takes, FLOWVQ_UL_emotion_keys, FLOWVQ_UL_calibration, FLOWVQ_PT_main, FLOWVQ_PT_generate,
-           FLOWVQ_PT_takes, FLOWVQ_PT_target, FLOWVQ_PT_plates)
+           FLOWVQ_PT_actors, FLOWVQ_PT_takes, FLOWVQ_PT_target, FLOWVQ_PT_plates)

@@ -25,6 +25,10 @@ class FlowVQPreferences(bpy.types.AddonPreferences):
     backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH",
                                    description="Python interpreter, or virtualenv folder, that "
                                                "has flowvq installed (for Start Local Backend)")
+    actors_dir: StringProperty(name="Actors Folder", subtype="DIR_PATH",
+                               description="Where Learn Actor writes actor profiles, and what "
+                                           "Start Local Backend offers (--actors); empty: a "
+                                           "folder in Blender's user data, made when needed")
     connect_timeout: FloatProperty(name="Connect Timeout (s)", default=CONNECT_TIMEOUT, min=0.5,
                                    max=60.0, description="Bound on opening the connection")
     greeting_timeout: FloatProperty(name="Greeting Timeout (s)", default=GREETING_TIMEOUT,
@@ -44,6 +48,7 @@ class FlowVQPreferences(bpy.types.AddonPreferences):
         col.prop(self, "token")
         col.prop(self, "lan_discovery")
         layout.prop(self, "backend_python")
+        layout.prop(self, "actors_dir")
         row = layout.row()
         row.prop(self, "connect_timeout")
         row.prop(self, "greeting_timeout")

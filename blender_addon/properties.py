@@ -1,10 +1,13 @@
 """The add-on's data in the .blend: scene settings, per-object takes, runtime status."""
 from __future__ import annotations
 
+import json
+
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, PointerProperty, StringProperty)
 
+from . import actors
 from .results import property_spec
 
 _KINDS = {"EnumProperty": EnumProperty, "IntProperty": IntProperty,
@@ -33,6 +36,38 @@ def _emotion_keys_changed(self, context):
     from . import ops_emotion  # late: the operators module imports this one
 
     ops_emotion.sync_markers(self.id_data)
+
+
+_ACTOR_ITEMS: list = []  # Blender needs the enum's strings kept alive by Python
+
+
+def offered_actors(context=None) -> list[dict]:
+    """The actors the connected backend offers (its last hello), from the runtime status."""
+    wm = (context or bpy.context).window_manager
+    try:
+        return json.loads(wm.flowvq_status.actors or "[]")
+    except (AttributeError, ValueError):
+        return []
+
+
+def _actor_items(self, context):
+    _ACTOR_ITEMS[:] = actors.enum_items(offered_actors(context), self.actor)
+    return _ACTOR_ITEMS
+
+
+def _actor_get(self) -> int:
+    chosen = self.actor or actors.DEFAULT
+    for item in actors.enum_items(offered_actors(), self.actor):
+        if item[0] == chosen:
+            return item[4]
+    return 0
+
+
+def _actor_set(self, value: int) -> None:
+    for item in actors.enum_items(offered_actors(), self.actor):
+        if item[4] == value:
+            self.actor = "" if item[0] == actors.DEFAULT else item[0]
+            return
 
 
 class FlowVQEmotionKey(bpy.types.PropertyGroup):
@@ -113,6 +148,17 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
     temperature: _contract("temperature")
     blinks: _contract("blinks")
     phone_guidance: _contract("phone_guidance", subtype="FACTOR")
+    # the chosen actor id ("" = the default model): saved in the .blend, sent as the contract's
+    # `actor`; the selector below shows it among the ids the connected backend offers
+    actor: StringProperty(**property_spec("actor"))
+    actor_choice: EnumProperty(name="Actor", items=_actor_items, get=_actor_get, set=_actor_set,
+                               description="Generate with an actor profile the backend offers "
+                                           "(flowvq serve --actors DIR), or the default model")
+    learn_name: StringProperty(name="Actor Name", description="The new actor's id (letters, "
+                               "digits, '.', '_', '-'): the profile folder's name")
+    learn_video: StringProperty(name="Video", subtype="FILE_PATH",
+                                description="Footage of one person speaking with their own voice "
+                                            "(used when no movie strip is active)")
     target: PointerProperty(type=bpy.types.Object, name="Target",
                             poll=lambda self, obj: obj.type == "MESH",
                             description="Mesh whose shape keys receive the expression curves")
@@ -155,6 +201,7 @@ class FlowVQStatus(bpy.types.PropertyGroup):
     stage: StringProperty()
     last_error: StringProperty()
     last_report: StringProperty()
+    actors: StringProperty(description="JSON list of the actor profiles the backend offers")
 
 
 classes = (FlowVQEmotionKey, FlowVQTake, FlowVQObjectSettings, FlowVQCalibrationRow, FlowVQSceneSettings,

@@ -19,7 +19,7 @@ FIELDS = settings.FIELDS
 MAX_TAKES = settings.MAX_TAKES
 SOFT_MAX_TAKES = 16  # the slider's reach; typing allows up to MAX_TAKES
 PANEL_FIELDS = ("emotion", "intensity", "takes", "seed", "temperature", "blinks",
-                "phone_guidance")  # fps comes from the scene
+                "phone_guidance", "actor")  # fps comes from the scene
 INT_MAX = 2**31 - 1  # Blender's IntProperty is 32-bit
 
 
@@ -128,7 +128,8 @@ def take_name(take: Take, label: str = "") -> str:
     if not label and take.settings.emotion_keys:  # keyed: "sad-happy", each change once
         labels = [k[0] for k in take.settings.emotion_keys]
         label = "-".join(a for j, a in enumerate(labels) if j == 0 or a != labels[j - 1])
-    return f"FlowVQ {label or take.emotion} s{take.seed} t{take.index}"
+    actor = f"{take.settings.actor} " if take.settings.actor else ""  # "FlowVQ anna happy s7 t1"
+    return f"FlowVQ {actor}{label or take.emotion} s{take.seed} t{take.index}"
 
 
 def provenance_json(take: Take, **extra) -> str:

@@ -1,7 +1,8 @@
 """Background jobs: the one place that runs them, drains them and reports their outcome.
 
 A backend request runs as a `client.Job` on its own worker thread; a status check or a local
-backend start runs as a plain thread whose result goes to a queue. One `bpy.app.timers`
+backend start runs as a plain thread whose result goes to a queue; a local command (`flowvq
+actor learn`) runs as a subprocess (`ProcessTask`) that the same timer polls. One `bpy.app.timers`
 callback (`drain`) hands every event to bpy on the main thread. The state worker threads share
 with the main thread (the pending-check count, the result queue) sits behind `_LOCK`; the task
 list and the job board are touched on the main thread only.
@@ -11,8 +12,12 @@ it their error (`fail`), their success (`info`) or their job (`start`).
 """
 from __future__ import annotations
 
+import collections
+import json
 import queue
+import subprocess
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Callable
@@ -64,13 +69,14 @@ def set_connected(info_: client.ServerInfo, ep: client.Endpoint) -> None:
     st.models = ", ".join(f"{k}: {v.get('checkpoint', v) if isinstance(v, dict) else v}"
                           for k, v in info_.models.items())
     st.unavailable = "; ".join(f"{k}: {why}" for k, why in info_.not_implemented.items())
+    st.actors = json.dumps(list(info_.actors))
     st.text = f"Connected to {info_.server} at {ep} ({info_.device})"
 
 
 def set_disconnected(message: str, code: str = "unreachable") -> None:
     st = connection.status()
     st.connected = False
-    st.server = st.device = st.models = st.unavailable = ""
+    st.server = st.device = st.models = st.unavailable = st.actors = ""
     # accepted but not greeted yet: the backend is starting (or busy), not absent
     st.text = (f"Backend starting: {message}" if code == client.STARTING
                else f"Not connected: {message}")
@@ -132,6 +138,16 @@ class Task:
     error: tuple[str, str] | None = None
     summary: str = ""
 
+    @property
+    def kind(self) -> str:
+        return self.job.kind
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def poll(self) -> None:
+        """Jobs report through their events (handle); only process tasks poll."""
+
     def handle(self, event) -> None:
         st = connection.status()
         if isinstance(event, client.Connected):
@@ -177,6 +193,12 @@ def drain() -> float | None:
         except queue.Empty:
             break
         apply_status(ep, info_, err)
+    for t in list(TASKS):
+        try:
+            t.poll()
+        except Exception as e:  # a bug must end the task, never kill the drain timer
+            traceback.print_exc()
+            t.error, t.done = ("internal", f"add-on error: {type(e).__name__}: {e}"), True
     TASKS[:] = [t for t in TASKS if not t.done]
     return 0.1 if BOARD.jobs or TASKS or checks_running() else None
 
@@ -223,7 +245,122 @@ def finish(op, task: Task) -> set:
 def cancel_all() -> None:
     BOARD.cancel_all()
     for t in TASKS:
-        t.job.cancel()
+        t.cancel()
+
+
+# ---------------------------------------------------------------------------- local commands
+
+class ProcessTask:
+    """A local command (`flowvq actor learn`) as a subprocess: polled on the main thread by the
+    drain timer; its stderr is read on a thread (only the last lines are kept, so the pipe never
+    fills). `spec` gives `kind`, `progress()` -> (stage, fraction), `failure(tail)` -> message,
+    `cancelled()` -> message, `apply()` -> summary (main thread), `refresh` (re-check the
+    backend afterwards: the local one re-reads its actors folder on every hello)."""
+
+    POLL_SECONDS = 1.0  # the stage is read from a file: once a second is plenty
+
+    def __init__(self, proc: subprocess.Popen, spec):
+        self.proc, self.spec = proc, spec
+        self.started = time.monotonic()
+        self.done, self.error, self.summary = False, None, ""
+        self._cancelled = False
+        self._tail: collections.deque = collections.deque(maxlen=40)
+        self._last_poll = 0.0
+        self._reader = threading.Thread(target=self._read, name="flowvq-command-log", daemon=True)
+        self._reader.start()
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with _LOCK:
+                self._tail.append(line.rstrip())
+
+    def tail(self) -> list[str]:
+        with _LOCK:
+            return list(self._tail)
+
+    def cancel(self) -> None:
+        """Esc / Cancel: terminate the command (what it wrote so far stays, for resuming)."""
+        if not self.done and self.proc.poll() is None:
+            self._cancelled = True
+            self.proc.terminate()
+
+    def poll(self) -> None:
+        if self.done:
+            return
+        now = time.monotonic()
+        code = self.proc.poll()
+        if code is None and now - self._last_poll < self.POLL_SECONDS:
+            return
+        self._last_poll = now
+        st = connection.status()
+        if code is None:
+            from .actors import elapsed
+
+            stage, fraction = self.spec.progress()
+            st.progress, st.stage = fraction, f"{stage}, {elapsed(now - self.started)}"
+            _redraw()
+            return
+        self._reader.join(2.0)  # the last lines (the error) are in
+        if self._cancelled:
+            self.error = ("stopped", self.spec.cancelled())
+        elif code != 0:
+            self.error = ("failed", self.spec.failure(code, self.tail()))
+        else:
+            try:
+                self.summary = self.spec.apply()
+            except (UserError, ValueError, KeyError, OSError) as e:
+                self.error = ("bad_result", str(e))
+        self.done = True
+        st.busy = any(not t.done for t in TASKS if t is not self)
+        st.last_error = self.error[1] if self.error else ""
+        st.last_report = self.summary
+        if self.error is None and getattr(self.spec, "refresh", False):
+            refresh_backend(blocking=getattr(self.spec, "blocking", False))
+        _redraw()
+
+
+def refresh_backend(blocking: bool) -> None:
+    """Ask the connected backend again (its hello lists the actors anew); none connected: no-op."""
+    if not connection.status().connected:
+        return
+    ep, times = connection.endpoint(), connection.timeouts()  # read here, not on the thread
+    if blocking or bpy.app.background:
+        apply_status(*connection.check_now(False, False, ep, times))
+    else:
+        run_check(lambda: connection.check_now(False, False, ep, times),
+                  "Refreshing the backend...")
+
+
+def start_process(op, context, cmd: list[str], spec, blocking: bool, timeout: float) -> set:
+    """Run local command `cmd` for operator `op`: blocking (scripts, background mode) or modal."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1)
+    except OSError as e:
+        return fail(op, f"cannot start {cmd[0]}: {e}")
+    task = ProcessTask(proc, spec)
+    st = connection.status()
+    st.busy, st.progress, st.stage, st.last_error = True, 0.0, "starting", ""
+    TASKS.append(task)
+    if blocking or bpy.app.background or not context.window_manager.windows:
+        deadline = time.monotonic() + timeout if timeout else None
+        while not task.done:
+            if deadline is not None and time.monotonic() > deadline:
+                task.cancel()
+                deadline = None
+            task.poll()
+            time.sleep(0.1)
+        TASKS.remove(task)
+        return finish(op, task)
+    ensure_timer()
+    op._task = task
+    op._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+    context.window_manager.modal_handler_add(op)
+    return {"RUNNING_MODAL"}
 
 
 class JobOperator:
@@ -234,9 +371,9 @@ class JobOperator:
                            description="Blocking mode: cancel after this many seconds (0 = none)")
 
     def modal(self, context, event):
-        task: Task = self._task
+        task: Task | ProcessTask = self._task
         if event.type == "ESC" and event.value == "PRESS":
-            task.job.cancel()
+            task.cancel()
             return {"RUNNING_MODAL"}  # Esc is ours while the job runs (not stop-playback)
         if task.done:
             context.window_manager.event_timer_remove(self._timer)
@@ -246,7 +383,7 @@ class JobOperator:
         if event.type == "TIMER" and context.workspace is not None:
             st = connection.status()
             context.workspace.status_text_set(
-                f"FlowVQ {task.job.kind}: {st.stage} {round(100 * st.progress)}%  "
+                f"FlowVQ {task.kind}: {st.stage} {round(100 * st.progress)}%  "
                 "(Esc to cancel)")
         return {"PASS_THROUGH"}
 

@@ -912,3 +912,151 @@ def test_export_and_import_a_take(bpy, generated, tmp_path):
     broken.write_text("Timecode,BlendShapeCount\n00:00:00:00.000,61\n")
     msg = report_error(bpy, lambda: bpy.ops.flowvq.import_livelink(filepath=str(broken)))
     assert "not a Live Link Face CSV" in msg and len(takes) == n + 2
+
+
+# ---------------------------------------------------------------------------- actors (issue #14)
+
+VIDEOS = DATA / "video_with_audio"
+
+
+@pytest.fixture(scope="module")
+def actors_server(tmp_path_factory):
+    """`flowvq serve --actors DIR` with one profile, 'anna' (made around the shipped checkpoint)."""
+    from test_server_actors import make_profile
+
+    root = tmp_path_factory.mktemp("addon_actors")
+    make_profile(root / "anna", "anna")
+    server = Server("--actors", str(root))
+    yield server, root
+    server.stop()
+
+
+def actor_ids(bpy) -> list[str]:
+    s = bpy.context.scene.flowvq
+    return [i.identifier for i in s.bl_rna.properties["actor_choice"].enum_items_ui] or \
+        [i[0] for i in sys.modules[ADDON + ".properties"]._actor_items(s, bpy.context)]
+
+
+def test_actor_selector_generates_with_the_chosen_actor(bpy, rig, actors_server, tmp_path):
+    """Connect, see 'anna' in the selector, pick her, generate: the take's provenance says
+    actor anna and its curves differ from the default model's take of the same seed. An actor
+    the backend no longer offers stays selected, shown as such, and generating says why."""
+    import json
+    import shutil
+
+    server, root = actors_server
+    _require(bpy, server, "generate")
+    scene = bpy.context.scene
+    s = scene.flowvq
+    scene.sequence_editor.active_strip = scene.sequence_editor.strips["speech"]
+    saved = (s.takes, s.seed, s.target)
+    obj = build_ict(bpy, "ICT actor")
+    s.target, s.takes, s.seed = obj, 1, 5
+    try:
+        ids = actor_ids(bpy)
+        assert ids[:2] == ["_default", "anna"], ids
+        assert s.actor_choice == "_default" and s.actor == ""
+        s.actor_choice = "anna"
+        assert s.actor == "anna"
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=600) == {"FINISHED"}
+        s.actor_choice = "_default"
+        assert s.actor == ""
+        assert bpy.ops.flowvq.generate(blocking=True, timeout=600) == {"FINISHED"}
+        anna, plain = obj.flowvq.takes
+        assert anna.name == "FlowVQ anna happy s5 t1" and plain.name == "FlowVQ happy s5 t1"
+        for item, actor in ((anna, "anna"), (plain, "")):
+            assert json.loads(item.provenance)["settings"]["actor"] == actor
+            assert json.loads(item.shape_action["flowvq_provenance"])["settings"]["actor"] == actor
+        ca, cp = curves_of(bpy, anna.shape_action), curves_of(bpy, plain.shape_action)
+        diff = max(float(np.abs(ca[p][:, 1] - cp[p][:, 1]).max()) for p in ca)
+        print(f"anna vs default model, same seed: largest shape-key difference {diff:.3f}")
+        assert diff > 0.01
+        # the profile goes away: the backend re-reads its folder at every hello
+        s.actor = "anna"
+        shutil.move(root / "anna", tmp_path / "anna")
+        try:
+            assert bpy.ops.flowvq.check_backend(blocking=True) == {"FINISHED"}
+            assert actor_ids(bpy) == ["_default", "anna"]  # kept, marked not offered
+            assert s.actor_choice == "anna"
+            msg = report_error(bpy, lambda: bpy.ops.flowvq.generate(blocking=True, timeout=600))
+            assert "unknown actor 'anna'" in msg, msg
+            assert len(obj.flowvq.takes) == 2
+        finally:
+            shutil.move(tmp_path / "anna", root / "anna")
+        assert bpy.ops.flowvq.check_backend(blocking=True) == {"FINISHED"}
+        st = bpy.context.window_manager.flowvq_status
+        assert [a["id"] for a in json.loads(st.actors)] == ["anna"]
+    finally:
+        s.actor = ""
+        s.takes, s.seed, s.target = saved
+
+
+def test_learn_actor_refusals(bpy, tmp_path):
+    """Learn Actor without footage, with a bad name, and with footage the CLI refuses (its
+    `error:` line becomes the report); nothing runs for minutes."""
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.backend_python, prefs.actors_dir = sys.executable, str(tmp_path / "actors")
+    scene = bpy.context.scene
+    s = scene.flowvq
+    se = scene.sequence_editor_create()
+    active = se.active_strip
+    assert not [st for st in se.strips_all if st.type == "MOVIE"]
+    s.learn_name = "carla"
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(blocking=True))
+    assert "no movie strip" in msg, msg
+    s.learn_name = "../carla"
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(
+        blocking=True, filepath=str(VIDEOS / "theresa_may_5s.mp4")))
+    assert "actor name" in msg and "actor profile id" in msg, msg
+    s.learn_name = "carla"
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video")
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(blocking=True,
+                                                               filepath=str(not_video)))
+    # the CLI's one line, e.g. "notes.mp4: cannot open the video"
+    assert "FlowVQ: Learn Actor 'carla': notes.mp4:" in msg and "Traceback" not in msg, msg
+    # a real movie strip, too short to learn from: the CLI's own refusal
+    strip = se.strips.new_movie("footage", str(VIDEOS / "theresa_may_5s.mp4"), 2, 1)
+    se.active_strip = strip
+    try:
+        msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(blocking=True))
+        assert "too short" in msg, msg
+    finally:
+        se.strips.remove(strip)
+        se.active_strip = active
+    st = bpy.context.window_manager.flowvq_status
+    assert not st.busy and not sys.modules[ADDON + ".tasks"].TASKS
+
+
+def test_learn_actor_runs_in_the_background_and_cancels(bpy, tmp_path):
+    """The UI path: the learn runs as a subprocess the timer polls (stage and elapsed time in the
+    status), Cancel terminates it and keeps the partial folder for resuming."""
+    tasks = sys.modules[ADDON + ".tasks"]
+    ops_actors = sys.modules[ADDON + ".ops_actors"]
+    actors = sys.modules[ADDON + ".actors"]
+    actor_dir = tmp_path / "actors" / "dana"
+    video = VIDEOS / "mimictalk_German_20s.mp4"  # 20 s: long enough to be learned from
+    if not video.is_file():
+        pytest.skip(f"{video} not found")
+    cmd = actors.learn_command(sys.executable, str(video), str(actor_dir))
+    spec = ops_actors.LearnSpec("dana", str(actor_dir), " ".join(cmd), time.monotonic())
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    task = tasks.ProcessTask(proc, spec)
+    tasks.TASKS.append(task)
+    st = bpy.context.window_manager.flowvq_status
+    st.busy = True
+    deadline = time.monotonic() + 120
+    while not (actor_dir / "work").is_dir() and time.monotonic() < deadline:
+        assert tasks.drain() is not None and proc.poll() is None, task.tail()
+        time.sleep(0.2)
+    time.sleep(1.1)
+    tasks.drain()
+    assert st.stage.startswith("track") and st.stage.endswith(" s"), st.stage
+    bpy.ops.flowvq.cancel()  # the panel's Cancel button (Esc does the same)
+    while tasks.drain() is not None and time.monotonic() < deadline + 30:
+        time.sleep(0.1)
+    assert task.done and proc.poll() is not None
+    assert task.error[0] == "stopped" and "resumes" in task.error[1], task.error
+    assert (actor_dir / "work").is_dir()  # the partial work stays, for resuming
+    assert not st.busy and not tasks.TASKS

@@ -132,7 +132,7 @@ from flowvq_shared.protocol import ProtocolError  # noqa: E402
 from flowvq_shared.settings import FIELDS, MAX_TAKES, GenerateSettings  # noqa: E402
 from flowvq_shared.takes import Take  # noqa: E402
 
-CORE = ("client", "discovery", "retarget", "posemap", "plates", "results", "_shared")
+CORE = ("client", "discovery", "retarget", "posemap", "plates", "results", "actors", "_shared")
 
 
 @pytest.mark.parametrize("module", CORE)
@@ -242,3 +242,46 @@ def test_emotion_keys_from_the_timeline():
     assert results.take_name(t) == "FlowVQ sad-happy s7 t1"
     assert results.marker_name("happy", np.float32(0.6).item()) == "FlowVQ happy 0.6"
     assert results.marker_name("sad", 1.0) == "FlowVQ sad"
+
+
+# ---------------------------------------------------------------------------- actors (bpy-free)
+
+from blender_addon import actors  # noqa: E402
+
+
+def test_actor_selector_items():
+    hello = [{"id": "anna", "fit": {"lipsync_r": {"actor": 0.5}}, "sources": 2}, {"id": 3}, "x",
+             {"id": "ben"}]
+    offered = actors.offered(hello)
+    assert [a["id"] for a in offered] == ["anna", "ben"]
+    items = actors.enum_items(offered, "")
+    assert [i[0] for i in items] == [actors.DEFAULT, "anna", "ben"]
+    assert items[0][1] == "Default model" and [i[4] for i in items] == [0, 1, 2]
+    assert "0.5" in items[1][2]
+    # a chosen id the backend no longer offers stays, marked: the selection never jumps
+    gone = actors.enum_items(offered, "carl")
+    assert gone[-1][:2] == ("carl", "carl (not offered)") and len(gone) == 4
+    with pytest.raises(ProtocolError):
+        GenerateSettings(actor=actors.DEFAULT)  # the sentinel can never be an actor's id
+
+
+def test_actor_name_learn_command_stage_and_error(tmp_path):
+    import json
+
+    assert actors.check_name(" anna ") == "anna"
+    for bad in ("", "../anna", "a b"):
+        with pytest.raises(ProtocolError):
+            actors.check_name(bad)
+    assert actors.learn_command("py", "v.mp4", "/a/anna") == \
+        ["py", "-m", "flowvq", "actor", "learn", "v.mp4", "-o", "/a/anna", "-q"]
+    d = tmp_path / "anna"
+    assert actors.learn_stage(str(d)) == ("track", 0.0)
+    (d / "work").mkdir(parents=True)
+    (d / "work" / "timing.json").write_text(json.dumps({"track_0": 3.0, "dataset": 1.0}))
+    assert actors.learn_stage(str(d)) == ("fine-tune", 2 / 6)
+    assert actors.learn_stage(str(d), videos=2) == ("track 2/2", 1 / 7)
+    (d / "work" / "timing.json").write_text("{half")  # being written: read as the start
+    assert actors.learn_stage(str(d))[1] == 0.0
+    assert actors.error_line(["warn", "error: too short: 5.0 s", ""]) == "too short: 5.0 s"
+    assert actors.error_line(["Traceback ..."]) == ""
+    assert actors.elapsed(75) == "1 min 15 s" and actors.elapsed(9.6) == "9 s"

@@ -1,0 +1,119 @@
+"""Learn an actor profile from a movie strip (or a video file): `flowvq actor learn` in the
+background; the selector of actors lives in the Generate panel (properties.actor_choice)."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import bpy
+from bpy.props import StringProperty
+
+from . import actors, connection, tasks
+from ._shared import protocol
+from .connection import UserError
+
+
+def movie_strip(scene):
+    """The active movie strip of the Video Sequencer, or the only one; None if there is none."""
+    se = scene.sequence_editor
+    if se is None:
+        return None
+    strip = se.active_strip
+    if strip is not None and strip.type == "MOVIE":
+        return strip
+    movies = [s for s in se.strips_all if s.type == "MOVIE"]
+    return movies[0] if len(movies) == 1 else None
+
+
+def video_of(scene, filepath: str) -> str:
+    """The footage: the operator's file if given, else the active movie strip's file."""
+    if filepath:
+        path = bpy.path.abspath(filepath)
+        if not os.path.isfile(path):
+            raise UserError(f"video '{filepath}' does not exist")
+        return path
+    strip = movie_strip(scene)
+    if strip is None:
+        raise UserError("no movie strip: select the footage's movie strip in the Video "
+                        "Sequencer, or pick a video file")
+    path = bpy.path.abspath(strip.filepath)
+    if not os.path.isfile(path):
+        raise UserError(f"movie strip '{strip.name}' points to a missing file {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class LearnSpec:
+    """How a running `flowvq actor learn` is shown and what its end means (no bpy objects)."""
+    name: str
+    actor_dir: str
+    command: str
+    started: float  # time.monotonic() at the start
+    blocking: bool = False
+    refresh: bool = True  # re-check the backend: the local one then offers the new actor
+
+    @property
+    def kind(self) -> str:
+        return f"learn actor {self.name}"
+
+    def progress(self) -> tuple[str, float]:
+        return actors.learn_stage(self.actor_dir)
+
+    def failure(self, code: int, tail: list[str]) -> str:
+        said = actors.error_line(tail)
+        if said:
+            return f"Learn Actor '{self.name}': {said}"
+        last = " | ".join(tail[-3:]) or "no output"
+        return (f"Learn Actor '{self.name}' failed (exit status {code}): {last}; run "
+                f"`{self.command}` in a terminal to see why")
+
+    def cancelled(self) -> str:
+        return (f"Learn Actor '{self.name}' cancelled; its work so far is kept in "
+                f"{self.actor_dir}: Learn Actor again with the same name and video resumes")
+
+    def apply(self) -> str:
+        return actors.learned_summary(self.actor_dir, self.started)
+
+
+class FLOWVQ_OT_learn_actor(tasks.JobOperator, bpy.types.Operator):
+    """Learn an actor profile from footage of one person speaking with their own voice (the
+    active movie strip, or a video file): runs `flowvq actor learn` in the background (minutes)"""
+    bl_idname = "flowvq.learn_actor"
+    bl_label = "Learn Actor"
+
+    filepath: StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                             description="The footage (default: the active movie strip, or the "
+                                         "panel's Video)")
+    actor_name: StringProperty(name="Actor Name", options={"SKIP_SAVE"},
+                               description="The new actor's id (default: the panel's Actor Name)")
+    filter_glob: StringProperty(default="*" + ";*".join(actors.VIDEO_EXTENSIONS),
+                                options={"HIDDEN", "SKIP_SAVE"})
+
+    def invoke(self, context, event):
+        s = context.scene.flowvq
+        if not self.filepath and not s.learn_video and movie_strip(context.scene) is None:
+            context.window_manager.fileselect_add(self)  # no strip: pick the footage
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def execute(self, context):
+        scene = context.scene
+        s = scene.flowvq
+        p = connection.prefs()
+        try:
+            name = actors.check_name(self.actor_name or s.learn_name)
+            video = video_of(scene, self.filepath or s.learn_video)
+            python = connection.backend_python(p.backend_python if p else "")
+            actor_dir = os.path.join(connection.actors_folder(), name)
+        except UserError as e:
+            return tasks.fail(self, str(e))
+        except protocol.ProtocolError as e:
+            return tasks.fail(self, f"actor name: {e.message}")
+        cmd = actors.learn_command(python, video, actor_dir)
+        spec = LearnSpec(name, actor_dir, " ".join(cmd), time.monotonic(),
+                         self.blocking or bpy.app.background)
+        return tasks.start_process(self, context, cmd, spec, self.blocking, self.timeout)
+
+
+classes = (FLOWVQ_OT_learn_actor,)
