@@ -157,7 +157,7 @@ class FCGModel(nn.Module):
     @torch.no_grad()
     def sample(self, windows: torch.Tensor, emotion: int, source: torch.Tensor, rngs: list,
                temperature: float = 1.0, reference: torch.Tensor | None = None, manifold: bool = False,
-               progress=None, cancel=None, emotion_weights: torch.Tensor | None = None
+               progress=None, cancel=None, emotion_weights: torch.Tensor | None = None, parallel: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6).
 
@@ -206,7 +206,8 @@ class FCGModel(nn.Module):
                            prev_tok=pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan),
                            inv_scale=torch.stack(pose_plan.inv_scale), bias=torch.stack(pose_plan.bias))
         traced = not any(p.requires_grad for p in self.parameters())
-        return self.stepper.run(exp_chain, pose_chain, progress=progress, cancel=cancel, traced=traced)
+        return self.stepper.run(exp_chain, pose_chain, progress=progress, cancel=cancel, traced=traced,
+                                parallel=parallel)
 
     def _reference_latent(self, reference, emotion, source, f_a) -> torch.Tensor:
         """z_ref = f^-1(beta_ref, c): context = mean audio feature, reference as its own past."""

@@ -84,8 +84,9 @@ class FrameStepper:
             return torch.jit.trace(fn, example, check_trace=False)
 
     def run(self, exp_chain: Chain, pose_chain: Chain, progress=None, cancel=None, threads: int | None = 1,
-            traced: bool = True):
-        """-> expression (B, T, De), pose (B, T, Dp). Both chains run at once on two threads."""
+            traced: bool = True, parallel: bool = True):
+        """-> expression (B, T, De), pose (B, T, Dp). parallel: both chains at once on two threads; else
+        one after the other on this thread (a core left to the phone recogniser). Same numbers either way."""
         device = exp_chain.z.device
         exp_step, pose_step = self.steps(device, exp_chain, pose_chain, traced)
         t_len = exp_chain.z.shape[0]
@@ -118,11 +119,18 @@ class FrameStepper:
         out_p = torch.empty(b, t_len, pose_chain.z.shape[2], device=device)
         with torch_threads(threads if device.type == "cpu" else None):
             # progress is reported from the expression chain (the slower one), on this thread
-            pose_thread = threading.Thread(target=chain_loop, args=(pose_step, pose_chain, out_p, None),
-                                           name="flowvq-poseflow", daemon=True)
-            pose_thread.start()
-            chain_loop(exp_step, exp_chain, out_e, progress)
-            pose_thread.join()
+            if parallel:
+                pose_thread = threading.Thread(target=chain_loop, args=(pose_step, pose_chain, out_p, None),
+                                               name="flowvq-poseflow", daemon=True)
+                pose_thread.start()
+                chain_loop(exp_step, exp_chain, out_e, progress)
+                pose_thread.join()
+            else:  # progress: the first chain is the first half of "sampling"
+                half = (lambda f, stage: progress(f / 2, stage)) if progress is not None else None
+                chain_loop(pose_step, pose_chain, out_p, half)
+                if not errors:
+                    chain_loop(exp_step, exp_chain, out_e,
+                               (lambda f, stage: progress(0.5 + f / 2, stage)) if progress is not None else None)
         if errors:
             raise errors[0]
         return out_e, out_p

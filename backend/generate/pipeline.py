@@ -118,8 +118,11 @@ class Generator:
                     raise BadRequest("emotion keys do not combine with an emotion reference")
                 intensity = torch.from_numpy(intensity).to(self.device)[None, :, None]  # (1, T, 1)
                 weights = torch.from_numpy(weights)
+            # while the recogniser works on a new line, the flows take one core and leave it the other
+            recognising = phones is not None and not phones.done()
             exp, pose = m.sample(windows, emo, neutral, rngs, temperature=s.temperature, reference=ref,
-                                 manifold=manifold, progress=progress, cancel=cancel, emotion_weights=weights)
+                                 manifold=manifold, progress=progress, cancel=cancel, emotion_weights=weights,
+                                 parallel=not recognising)
             applied, note = 0.0, ""
             if s.phone_guidance > 0:
                 guided, note = guide(exp.float().cpu().numpy(), phones, n_frames, s.fps, s.phone_guidance)
