@@ -553,17 +553,30 @@ def test_cancel_gives_control_back_promptly(bpy, tiny_server, tmp_path):
     assert waited < job.cancel_grace + 1.0
 
 
-def test_start_local_backend_button(bpy):
+def test_start_local_backend_button(bpy, tmp_path):
+    import json
+
+    from test_server_actors import make_profile
+
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.backend_python = sys.executable
     prefs.connection, prefs.port = "MANUAL", 0
     conn = sys.modules[ADDON + ".connection"]
+    # the actors folder: by default the add-on's own folder in Blender's user data, made on demand
+    prefs.actors_dir = ""
+    default = Path(conn.actors_folder())
+    assert default.is_dir() and default.name == "actors"
+    assert str(default).startswith((_USER, tempfile.gettempdir())), default  # not the real home
+    make_profile(tmp_path / "actors" / "eve", "eve")
+    prefs.actors_dir = str(tmp_path / "actors")
     try:
         assert bpy.ops.flowvq.start_backend(blocking=True) == {"FINISHED"}
         st = bpy.context.window_manager.flowvq_status
         assert st.connected and st.server.startswith("flowvq"), st.text
         proc = conn.LOCAL.process
         assert proc.poll() is None
+        assert proc.args[-2:] == ["--actors", str(tmp_path / "actors")]
+        assert [a["id"] for a in json.loads(st.actors)] == ["eve"]  # offered in the selector
         # requests now go to the backend the button started (its port was picked by the OS)
         assert conn.endpoint().port == int(st.endpoint.rsplit(":", 1)[1]) != 0
         if "face_model" not in st.unavailable:
@@ -932,9 +945,10 @@ def actors_server(tmp_path_factory):
 
 
 def actor_ids(bpy) -> list[str]:
+    """The selector's items: what its dynamic enum's callback gives Blender (bl_rna's
+    enum_items lists none for a dynamic enum)."""
     s = bpy.context.scene.flowvq
-    return [i.identifier for i in s.bl_rna.properties["actor_choice"].enum_items_ui] or \
-        [i[0] for i in sys.modules[ADDON + ".properties"]._actor_items(s, bpy.context)]
+    return [i[0] for i in sys.modules[ADDON + ".properties"]._actor_items(s, bpy.context)]
 
 
 def test_actor_selector_generates_with_the_chosen_actor(bpy, rig, actors_server, tmp_path):
@@ -1060,3 +1074,37 @@ def test_learn_actor_runs_in_the_background_and_cancels(bpy, tmp_path):
     assert task.error[0] == "stopped" and "resumes" in task.error[1], task.error
     assert (actor_dir / "work").is_dir()  # the partial work stays, for resuming
     assert not st.busy and not tasks.TASKS
+
+
+def test_a_learned_actor_is_offered_at_once(bpy, actors_server):
+    """A learn that ends well refreshes the backend's actor list (the server re-reads its folder
+    at every hello) and reports the profile's fit. The minutes-long `flowvq actor learn` is stood
+    in for by a command that writes a profile into the folder, as the real one does at its end."""
+    import json
+
+    server, root = actors_server
+    point_at(bpy, server.port)
+    assert bpy.ops.flowvq.check_backend(blocking=True) == {"FINISHED"}
+    tasks = sys.modules[ADDON + ".tasks"]
+    ops_actors = sys.modules[ADDON + ".ops_actors"]
+    actor_dir = root / "zoe"
+    write = ("import sys; sys.path.insert(0, sys.argv[2]); from pathlib import Path; "
+             "from test_server_actors import make_profile; make_profile(Path(sys.argv[1]), 'zoe')")
+    cmd = [sys.executable, "-c", write, str(actor_dir), str(Path(__file__).parent)]
+    spec = ops_actors.LearnSpec("zoe", str(actor_dir), "learn zoe", time.monotonic(), blocking=True)
+    task = tasks.ProcessTask(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True), spec)
+    deadline = time.monotonic() + 120
+    while not task.done and time.monotonic() < deadline:
+        task.poll()
+        time.sleep(0.1)
+    try:
+        assert task.done and task.error is None, (task.error, task.tail())
+        assert task.summary.startswith("learned actor 'zoe' into ") and "r 0.5" in task.summary
+        st = bpy.context.window_manager.flowvq_status
+        assert [a["id"] for a in json.loads(st.actors)] == ["anna", "zoe"]
+        assert actor_ids(bpy) == ["_default", "anna", "zoe"]
+    finally:
+        import shutil
+
+        shutil.rmtree(actor_dir, ignore_errors=True)
