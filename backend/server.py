@@ -43,8 +43,6 @@ log = logging.getLogger("flowvq.server")
 SERVICE_TYPE = "_flowvq._tcp.local."
 SERVER_NAME = f"flowvq {__version__}"
 REQUEST_TYPES = ("generate", "track", "render", "face_model")
-# the shipped checkpoint, found without importing flowvq.fcg (which imports torch)
-DEFAULT_FCG_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "fcg_default.pt"
 WAIT_REPORT_S = 0.5  # how often a request waiting for a model load says so
 
 
@@ -162,7 +160,9 @@ class Server:
             ok = importlib.util.find_spec(module) is not None
             status[kind] = None if ok else f"{module} is not built yet"
         if status["generate"] is None:
-            ckpt = Path(self.config.fcg_checkpoint or DEFAULT_FCG_CHECKPOINT)
+            from .fcg import DEFAULT_CHECKPOINT  # torch-free: fcg/__init__ imports nothing heavy
+
+            ckpt = Path(self.config.fcg_checkpoint or DEFAULT_CHECKPOINT)
             if not ckpt.is_file():
                 status["generate"] = f"no trained FCG checkpoint at {ckpt}"
         return status

@@ -208,13 +208,19 @@ def write_datasets(work: Path, sources, tracks, audios, segs) -> None:
 def finetune(train_dir: Path, holdout_dir: Path | None, out: Path, steps: int, lr: float, batch: int,
              l2: float, eval_every: int, patience: int, seed: int = 0, progress: bool = True) -> dict:
     """ExpFlow + PoseFlow from the shipped weights; early stopping on the held-out NLL."""
+    from ..runtime import torch_threads
+
+    with torch_threads(1):  # tiny ops: one thread is fastest on a shared CPU
+        return _finetune(train_dir, holdout_dir, out, steps, lr, batch, l2, eval_every, patience, seed, progress)
+
+
+def _finetune(train_dir, holdout_dir, out, steps, lr, batch, l2, eval_every, patience, seed, progress) -> dict:
     import torch
 
     from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
     from ..training.fcg import FrameBank, TrainConfig, load_items, store_latents
 
     torch.manual_seed(seed)
-    torch.set_num_threads(1)  # tiny ops: one thread is fastest on a shared CPU
     model, meta0, _ = load_checkpoint(DEFAULT_CHECKPOINT)
     cfg = model.cfg
     items, _ = load_items(train_dir)

@@ -6,7 +6,12 @@ checkpoint (backend/assets/fcg_default.pt); `load_checkpoint` loads one strictly
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = ["DEFAULT_CHECKPOINT", "load_checkpoint"]
+
+# defined here, not in checkpoint.py: the server checks it exists before it imports torch
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "fcg_default.pt"  # ships in the wheel
 
 
 def __getattr__(name):

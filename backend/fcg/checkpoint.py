@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
+from . import DEFAULT_CHECKPOINT  # noqa: F401  re-exported: the trainer and the generator read it here
 from .model import FCGConfig, FCGModel
 
 FORMAT = 1
 KIND = "fcg"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "fcg_default.pt"  # ships in the wheel
 
 
 def save_checkpoint(path: str | Path, model: FCGModel, meta: dict, train_state: dict | None = None,
