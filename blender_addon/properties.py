@@ -43,9 +43,8 @@ _ACTOR_ITEMS: list = []  # Blender needs the enum's strings kept alive by Python
 
 def offered_actors(context=None) -> list[dict]:
     """The actors the connected backend offers (its last hello), from the runtime status."""
-    wm = (context or bpy.context).window_manager
-    try:
-        return json.loads(wm.flowvq_status.actors or "[]")
+    try:  # no window manager while a file loads or the add-on unregisters: none offered
+        return json.loads((context or bpy.context).window_manager.flowvq_status.actors or "[]")
     except (AttributeError, ValueError):
         return []
 
