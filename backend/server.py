@@ -22,6 +22,7 @@ import logging
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,8 +43,37 @@ log = logging.getLogger("flowvq.server")
 
 SERVICE_TYPE = "_flowvq._tcp.local."
 SERVER_NAME = f"flowvq {__version__}"
-REQUEST_TYPES = ("generate", "track", "render", "face_model")
+REQUEST_TYPES = ("generate", "track", "render", "face_model", "learn_actor")
 WAIT_REPORT_S = 0.5  # how often a request waiting for a model load says so
+MAX_UPLOADS_PER_CONNECTION = 8
+
+
+class UploadFile:
+    """A file arriving in chunks, written as it comes into the server's upload folder."""
+
+    def __init__(self, uid, total: int, name: str, root: Path):
+        import re
+
+        self.id, self.total, self.received = uid, total, 0
+        folder = Path(tempfile.mkdtemp(dir=root))
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "upload.bin"
+        self.path = folder / safe  # the client's extension kept: ffmpeg and the checks read it
+        self.path.touch()
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.total
+
+    def append(self, data: bytes) -> None:
+        with open(self.path, "ab") as f:
+            f.write(data)
+        self.received += len(data)
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
 
 
 @dataclass(frozen=True)
@@ -90,6 +120,7 @@ class Connection:
         self.authenticated = not server.auth_required
         self._write_lock = asyncio.Lock()
         self.closed = False
+        self.uploads: dict[object, "UploadFile"] = {}  # by upload id; removed with the connection
 
     async def send(self, msg: dict) -> None:
         if self.closed:
@@ -127,6 +158,8 @@ class Server:
         self.auth_required = bool(config.token)
         self.models = jobs.Models(config.fcg_checkpoint, config.device)
         self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowvq-worker")
+        self.learner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowvq-learn")
+        self.uploads_dir: Path | None = None  # made on the first upload, removed at close
         self.remote = None  # RemoteGenerate: generate requests go to a Ray actor pool (serve --ray)
         if config.ray_address:
             from .batch.remote import RemoteGenerate
@@ -159,6 +192,8 @@ class Server:
                              ("render", "flowvq.render"), ("face_model", "flowvq.facemodel")):
             ok = importlib.util.find_spec(module) is not None
             status[kind] = None if ok else f"{module} is not built yet"
+        status["learn_actor"] = None if self.config.actors_dir else \
+            "the server was started without --actors DIR (the folder learned actors go to)"
         if status["generate"] is None:
             from .fcg import DEFAULT_CHECKPOINT  # torch-free: fcg/__init__ imports nothing heavy
 
@@ -186,7 +221,7 @@ class Server:
         return {
             "type": "hello", "protocol": p.PROTOCOL_VERSION, "server": SERVER_NAME,
             "capabilities": [k for k, why in self.status.items() if why is None]
-            + ["cancel", "shutdown", "ping"],
+            + ["upload", "cancel", "shutdown", "ping"],
             "not_implemented": {k: why for k, why in self.status.items() if why is not None},
             "models": models, "loading": self.loading(), "device": device_name,
             "auth_required": self.auth_required, "max_frame": self.config.max_frame,
@@ -291,6 +326,11 @@ class Server:
             self._zeroconf = None
             await self.loop.run_in_executor(None, lambda: (zc.unregister_service(info), zc.close()))
         self.worker.shutdown(wait=False, cancel_futures=True)
+        self.learner.shutdown(wait=False, cancel_futures=True)
+        if self.uploads_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.uploads_dir, ignore_errors=True)
         if self.remote is not None:
             await self.loop.run_in_executor(None, self.remote.close)
             self.remote_waiters.shutdown(wait=False, cancel_futures=True)
@@ -348,6 +388,8 @@ class Server:
             conn.closed = True
             conn.cancel_all()  # a client that leaves cancels its jobs
             self._connections.discard(conn)
+            for up in conn.uploads.values():
+                up.discard()  # its jobs were cancelled just above; an open file reads on after the unlink
             writer.close()
 
     async def _dispatch(self, conn: Connection, msg: dict) -> None:
@@ -373,6 +415,8 @@ class Server:
                                         req.id))
             else:
                 job.cancel.set()
+        elif isinstance(req, m.Upload):
+            await conn.send(self._on_upload(conn, req))
         elif isinstance(req, m.Shutdown):
             if not _is_loopback(str(conn.peer[0])):
                 await conn.send(p.error(p.FORBIDDEN, "shutdown is accepted from this machine only",
@@ -423,6 +467,8 @@ class Server:
     async def _run_and_reply(self, conn: Connection, job: Job, req: m.Request) -> None:
         try:
             pool = self.remote_waiters if self.remote is not None and req.type == "generate" else self.worker
+            if req.type == "learn_actor":  # minutes long: on its own thread, generate keeps serving
+                pool = self.learner
             reply = await self.loop.run_in_executor(pool, self._run_job, job, req)
         finally:
             self._queued -= 1
@@ -492,6 +538,51 @@ class Server:
             "pose_names": list(POSE_NAMES), "audio_sha256": audio.sha256, "duration": audio.duration,
             "takes": [t.to_wire() for t in takes], "model": model,
         }
+
+    def _on_upload(self, conn: Connection, req: m.Upload) -> dict:
+        """Append one chunk (on the event loop: chunks are at most one frame). Errors keep the connection."""
+        up = conn.uploads.get(req.id)
+        if up is None:
+            if req.offset != 0:
+                return p.error(p.BAD_REQUEST, f"upload {req.id!r} is unknown: its first chunk must have offset 0",
+                               req.id)
+            if len(conn.uploads) >= MAX_UPLOADS_PER_CONNECTION:
+                return p.error(p.TOO_LARGE, f"{MAX_UPLOADS_PER_CONNECTION} uploads are open on this connection; "
+                                            "finish or close some first", req.id)
+            if self.uploads_dir is None:
+                self.uploads_dir = Path(tempfile.mkdtemp(prefix="flowvq-uploads-"))
+            up = conn.uploads[req.id] = UploadFile(req.id, req.total, req.name, self.uploads_dir)
+        elif req.total != up.total:
+            return p.error(p.BAD_REQUEST, f"upload {req.id!r} was started with total {up.total}, "
+                                          f"not {req.total}", req.id)
+        elif req.offset != up.received:
+            return p.error(p.BAD_REQUEST, f"upload {req.id!r}: expected the chunk at offset {up.received}, "
+                                          f"got {req.offset}", req.id)
+        try:
+            up.append(req.data)
+        except OSError as e:
+            up.discard()
+            conn.uploads.pop(req.id, None)
+            return p.error(p.TOO_LARGE, f"upload {req.id!r} could not be stored: {e.strerror or e}", req.id)
+        return {"type": "result", "id": req.id, "request": "upload", "received": up.received,
+                "complete": up.complete}
+
+    def _do_learn_actor(self, job: Job, req: m.LearnActor, progress) -> dict:
+        from .actor.learn import learn
+
+        files = []
+        for uid in req.uploads:
+            up = job.conn.uploads.get(uid)
+            if up is None or not up.complete:
+                state = "unknown" if up is None else f"incomplete ({up.received} of {up.total} bytes)"
+                raise FlowVQError(f"upload {uid!r} is {state}: send every chunk first")
+            files.append(up.path)
+        progress(0.0, "checking the footage")
+        out = Path(self.config.actors_dir) / req.name
+        learn(files, out, steps=req.steps, max_seconds=req.max_seconds, actor_id=req.name, progress=False,
+              log=lambda *a: log.info("learn_actor %s: %s", req.name, " ".join(map(str, a))), report=progress)
+        actor = {k: v for k, v in self.actors().get(req.name, {"id": req.name}).items() if k != "path"}
+        return {"type": "result", "id": job.id, "request": "learn_actor", "actor": actor}
 
     def _do_track(self, job: Job, req: m.Track, progress) -> dict:
         image = load_image(req.image, "the image")

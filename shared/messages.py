@@ -187,6 +187,64 @@ class FaceModel(Request):
         return cls(id=m.get("id"), model=name)
 
 
+MAX_UPLOAD = 4 * 1024**3  # bytes one upload may total (a long shot); named in the refusal
+MAX_UPLOAD_NAME = 200
+
+
+@dataclass(frozen=True)
+class Upload(Request):
+    """One chunk of a file the client sends in pieces (a shot, an actor's footage): `id` names the
+    upload; chunks come in order (`offset` = bytes received so far); `total` is the whole size. The
+    upload lives as long as its connection; requests name it by id (`learn_actor`'s `uploads`)."""
+    type: ClassVar[str] = "upload"
+    offset: int = 0
+    total: int = 0
+    data: bytes = b""
+    name: str = ""
+
+    @classmethod
+    def from_wire(cls, m: dict) -> "Upload":
+        if m.get("id") is None:
+            raise _bad("field 'id' is required: it names the upload")
+        total = _int(m, "total", lo=1, hi=2**62)
+        if total > MAX_UPLOAD:
+            raise ProtocolError("too_large", f"an upload of {total} bytes; the limit is {MAX_UPLOAD} bytes "
+                                f"({MAX_UPLOAD // 1024**3} GiB)")
+        offset = _int(m, "offset", lo=0, hi=total)
+        data = _get(m, "data", (bytes,), what="bytes")
+        if offset + len(data) > total:
+            raise _bad(f"chunk at {offset} of {len(data)} bytes runs past the upload's total {total}")
+        name = _get(m, "name", (str,), "")
+        if len(name) > MAX_UPLOAD_NAME or "/" in name or "\\" in name or name in (".", ".."):
+            raise _bad("field 'name' must be a plain file name (no folders), up to 200 characters")
+        return cls(id=m["id"], offset=offset, total=total, data=data, name=name)
+
+
+@dataclass(frozen=True)
+class LearnActor(Request):
+    """Uploaded footage of one person -> an actor profile in the server's --actors folder, named `name`
+    (flowvq actor learn). Streams progress; cancel stops it between steps (a re-send resumes)."""
+    type: ClassVar[str] = "learn_actor"
+    uploads: tuple = ()
+    name: str = ""
+    steps: int = 200
+    max_seconds: float | None = None
+
+    @classmethod
+    def from_wire(cls, m: dict) -> "LearnActor":
+        from .settings import ACTOR_ID
+
+        ups = _get(m, "uploads", (list, tuple), what="a list of upload ids")
+        if not 1 <= len(ups) <= 8 or not all(isinstance(u, (int, str)) and not isinstance(u, bool) for u in ups):
+            raise _bad("field 'uploads' must list 1 to 8 upload ids")
+        name = _get(m, "name", (str,))
+        if not ACTOR_ID.fullmatch(name):
+            raise _bad(f"field 'name' must be an actor id (letters, digits, '.', '_', '-', up to 64), got {name!r}")
+        ms = m.get("max_seconds")
+        return cls(id=m.get("id"), uploads=tuple(ups), name=name, steps=_int(m, "steps", 200, 1, 5000),
+                   max_seconds=None if ms is None else _number(m, "max_seconds", lo=1.0, hi=36000.0))
+
+
 @dataclass(frozen=True)
 class Cancel(Request):
     type: ClassVar[str] = "cancel"
@@ -218,7 +276,7 @@ class Ping(Request):
 
 
 REQUESTS: dict[str, type[Request]] = {
-    c.type: c for c in (Hello, Generate, Track, Render, FaceModel, Cancel, Shutdown, Ping)}
+    c.type: c for c in (Hello, Generate, Track, Render, FaceModel, Upload, LearnActor, Cancel, Shutdown, Ping)}
 
 
 def parse_request(msg: dict) -> Request:

@@ -21,7 +21,7 @@ MAX_SEED = 2**63 - 1
 MAX_KEYS = 64  # emotion keys per request
 KEY_BLEND_S = 0.6  # an emotion key's transition: this long, centred on the key's time
 FPS_RANGE = (1.0, 240.0)
-_ACTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an actor profile's id (backend/actor/)
+ACTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an actor profile's id (backend/actor/)
 
 
 def _spec(lo=None, hi=None, label: str = "", help: str = "", flag: str | None = None,
@@ -212,7 +212,7 @@ def _check(f, v: Any) -> Any:
                 return EMOTIONS[emotion_index(v)]
             except ValueError as e:
                 raise _bad(str(e)) from None
-        if name == "actor" and v and not _ACTOR_ID.fullmatch(v):
+        if name == "actor" and v and not ACTOR_ID.fullmatch(v):
             raise _bad(f"field 'actor' must be an actor profile id (letters, digits, '.', '_', '-', up to 64, "
                        f"starting with a letter or digit) or empty, got {v[:80]!r}")
         return v

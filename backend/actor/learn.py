@@ -123,8 +123,9 @@ def _crop(frame: np.ndarray, lm: np.ndarray, size: int = 128) -> np.ndarray:
     return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
 
 
-def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=None):
-    """The tracker on one video (landmarks, then the fit), refusing no face / two faces."""
+def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=None, on_progress=None):
+    """The tracker on one video (landmarks, then the fit), refusing no face / two faces.
+    on_progress(fraction, stage): within this video; it may raise Cancelled (nothing is written then)."""
     from ..tracker.frames import load_frames
     from ..tracker.track import detect_all, fit_landmarks
     from ..facemodel import Camera
@@ -134,6 +135,8 @@ def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=
     def report(f, stage):
         if bar is not None:
             bar.set_postfix_str(f"{src['file']}: {stage} {100 * f:.0f}%")
+        if on_progress is not None:
+            on_progress(f, f"tracking {src['file']}: {stage}")
 
     landmarks, found, score, several = detect_all(frames, report)
     t = len(frames)
@@ -454,7 +457,11 @@ def write_bank(actor_dir: Path, sources, tracks, bank_size: int) -> None:
 def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4, batch: int = 64,
           l2: float = 1e-3, eval_every: int = 25, patience: int = 3, bank_size: int = 32,
           max_seconds: float | None = None, actor_id: str | None = None, progress: bool = True,
-          keep_work: bool = False, min_seconds: float = MIN_SECONDS, log=print) -> Path:
+          keep_work: bool = False, min_seconds: float = MIN_SECONDS, log=print, report=None) -> Path:
+    """Videos of one person -> the actor profile folder `out` (see the module's docstring).
+
+    report(fraction, stage), optional: overall progress; it may raise (e.g. Cancelled) to stop between
+    steps: what is finished stays in `out/work` and a later call with the same videos resumes."""
     from tqdm import tqdm
 
     from ..tracker import TrackResult
@@ -481,10 +488,17 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     bar = tqdm(total=len(stages), desc="actor learn", unit="stage", disable=not progress, dynamic_ncols=True)
     timing = json.loads((work / "timing.json").read_text()) if (work / "timing.json").exists() else {}
 
+    finished = [0]
+
+    def say(stage: str, f: float = 0.0) -> None:
+        if report is not None:
+            report(min(1.0, (finished[0] + f) / len(stages)), stage)
+
     def done(stage, t0):
         timing[stage] = round(timing.get(stage, 0.0) + time.time() - t0, 1)
         _write_json(work / "timing.json", timing)
         bar.update(1)
+        finished[0] += 1
 
     tracks = []
     for k, src in enumerate(sources):
@@ -494,12 +508,16 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         if p.exists() and (work / f"crops_{k}.npz").exists():
             tracks.append(TrackResult.load(p))
         else:
-            tracks.append(track_source(src, p, work / f"crops_{k}.npz", bank_size, bar))
+            say(f"tracking {src['file']}")
+            tracks.append(track_source(src, p, work / f"crops_{k}.npz", bank_size, bar,
+                                       on_progress=lambda f, stage: say(stage, f)))
             done(f"track_{k}", t0)
             continue
         bar.update(1)
+        finished[0] += 1
     audios = [_audio(s) for s in sources]
     bar.set_description("dataset")
+    say("dataset")
     t0 = time.time()
     segs = split_segments(sources, tracks, holdout)
     _write_json(work / "segments.json", segs)
@@ -507,6 +525,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     done("dataset", t0)
 
     bar.set_description("fine-tune")
+    say("fine-tune")
     t0 = time.time()
     if not (out / "fcg.pt").exists():
         ft = finetune(work / "train", work / "holdout" if segs["holdout"] else None, out / "fcg.pt", steps, lr,
@@ -516,6 +535,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     done("finetune", t0)
 
     bar.set_description("estimate")
+    say("estimate")
     t0 = time.time()
     if not (work / "estimates.json").exists():
         _write_json(work / "estimates.json", estimate(sources, tracks, audios, segs, out / "fcg.pt"))
@@ -523,6 +543,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     done("estimate", t0)
 
     bar.set_description("fit")
+    say("fit")
     t0 = time.time()
     if not (work / "fit.json").exists():
         _write_json(work / "fit.json", measure_fit(out, sources, tracks, audios, segs))
@@ -530,6 +551,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     done("fit", t0)
 
     bar.set_description("bank")
+    say("bank")
     t0 = time.time()
     write_bank(out, sources, tracks, bank_size)
     done("bank", t0)

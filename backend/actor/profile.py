@@ -25,7 +25,7 @@ from ..errors import BadRequest
 
 FORMAT = 1
 KIND = "flowvq-actor"
-ACTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the same rule as GenerateSettings.actor
+from flowvq_shared.settings import ACTOR_ID  # noqa: E402  one rule for an actor id
 # the channels whose range and timing are the actor's mouth (phone guidance's channels + the smile's neighbours)
 MOUTH_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft",
                   "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthPressLeft",
