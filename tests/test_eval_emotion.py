@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowvq.evaluate.emotion import (EmotionClassifier, confusion, confusion_markdown, nearest_direction,
-                                     offset_directions, window_features)
+                                     offset_directions, strength_ratios, strength_summary, window_features)
 
 
 def fake_curves(offsets: dict[str, int], seed=0, n=75):
@@ -41,3 +41,33 @@ def test_confusion_counts_and_markdown():
     assert m.tolist() == [[1, 1], [0, 1]]
     md = confusion_markdown(m, ["a", "b"])
     assert "| a | 1 | 1 | 0.50 |" in md and "| b | 0 | 1 | 1.00 |" in md
+
+
+def test_confusion_markdown_before_column():
+    md = confusion_markdown(np.array([[1, 1], [0, 1]]), ["a", "b"], {"a": 0.0}, "before")
+    assert "| accuracy | before |" in md and "| a | 1 | 1 | 0.50 | 0.00 |" in md and "| b | 0 | 1 | 1.00 | - |" in md
+
+
+def test_strength_ratio_norm_over_real_offset():
+    real = {"happy": np.r_[3.0, 4.0, np.zeros(62)], "sad": np.r_[np.zeros(63), 2.0], "angry": np.ones(64)}
+    gen = {"happy": [np.r_[0.6, 0.8, np.zeros(62)], 2 * np.r_[3.0, 4.0, np.zeros(62)]],  # |1| / |5|, |10| / |5|
+           "sad": [np.r_[np.zeros(63), -2.0]],  # same size, opposite direction: the ratio is a size only
+           "angry": [0.1 * np.ones(64)],
+           "talking": [np.ones(64)]}  # no real reference: left out
+    r = strength_ratios(gen, real)
+    assert set(r) == {"happy", "sad", "angry"}
+    np.testing.assert_allclose(r["happy"], [0.2, 2.0])
+    np.testing.assert_allclose(r["sad"], [1.0])
+    np.testing.assert_allclose(r["angry"], [0.1])
+    s = strength_summary(r)
+    np.testing.assert_allclose([s["per_emotion"][e] for e in ("happy", "sad", "angry")], [1.1, 1.0, 0.1])
+    assert s["median"] == 1.0 and s["outside"] == ["angry"] and s["band"] == (0.5, 2.0)
+
+
+def test_strength_ratio_from_curves_matches_definition():
+    """Real offsets from offset_directions (emotion mean - neutral mean); a generated offset of the same
+    shape at half the size reads 0.5."""
+    curves = fake_curves({"neutral": -1, "happy": 23, "sad": 43}, seed=2)
+    dirs = offset_directions(curves)
+    r = strength_ratios({e: [0.5 * d] for e, d in dirs.items()}, dirs)
+    np.testing.assert_allclose([r["happy"][0], r["sad"][0]], [0.5, 0.5])

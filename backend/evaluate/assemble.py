@@ -4,7 +4,8 @@
 
 Parts (each names the command that produced its numbers): docs/evaluation_fcg.md (`flowvq eval`),
 docs/evaluation_tracker.md (`python -m flowvq.evaluate.tracker`), docs/evaluation_plates.md
-(`pytest tests/test_plates.py -s`, `python -m flowvq.evaluate.plates`).
+(`pytest tests/test_plates.py -s`, `python -m flowvq.evaluate.plates`). Top-level sections written
+into evaluation.md by hand (not a part's) are kept after the parts.
 """
 from __future__ import annotations
 
@@ -38,6 +39,21 @@ def demote(text: str) -> str:
     return "\n".join(out)
 
 
+def extra_sections(text: str, titles) -> list[str]:
+    """Top-level (`## `) sections of an existing evaluation.md that are not a part's (written by hand into
+    this page): kept, in their order, after the parts, so re-assembling never drops them."""
+    sections, cur, fence = [], None, False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        if not fence and line.startswith("## "):
+            cur = [line]
+            sections.append(cur)
+        elif cur is not None:
+            cur.append(line)
+    return ["\n".join(sec).strip() + "\n" for sec in sections if sec[0][3:].strip() not in titles]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=Path, default=DOCS, help=f"the docs folder (default {DOCS})")
@@ -52,7 +68,11 @@ def main(argv=None) -> int:
         if lines and lines[0].startswith("# "):
             lines = lines[1:]  # the part's own title is replaced by the section title
         body.append(f"## {title}\n\n(from `docs/{name}`)\n\n" + demote("\n".join(lines)).strip() + "\n")
-    (docs / "evaluation.md").write_text("\n".join(body))
+    page = docs / "evaluation.md"
+    kept = extra_sections(page.read_text(), {t for t, _ in PARTS}) if page.exists() else []
+    for sec in kept:
+        print(f"kept hand-written section: {sec.splitlines()[0]}")
+    page.write_text("\n".join(body + kept))
     print(docs / "evaluation.md")
     return 0
 

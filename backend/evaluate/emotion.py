@@ -60,7 +60,9 @@ def tracked_emotion_curves(videos: dict[str, "Path"]) -> dict[str, list[tuple[np
     out = {}
     for emo, path in videos.items():
         # tracking is the slow part (~10-40 s per clip here): cached beside the landmarks, never in the repo
-        key = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+        # keyed by the video and the tracker's own source: a changed fit (e.g. the mouth fit of issue #14)
+        # re-tracks instead of reading curves made by the old tracker
+        key = hashlib.sha256(path.read_bytes() + tracker_fingerprint().encode()).hexdigest()[:24]
         cached = cache_dir().parent / "tracked" / f"{key}.npz"
         if cached.exists():
             with np.load(cached) as z:
@@ -74,6 +76,18 @@ def tracked_emotion_curves(videos: dict[str, "Path"]) -> dict[str, list[tuple[np
     return out
 
 
+def tracker_fingerprint() -> str:
+    """Hash of the tracker package's source files (what the tracked curves depend on besides the video)."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1] / "tracker"
+    for f in sorted(root.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def confusion(true: list[str], pred: list[str], classes: list[str]) -> np.ndarray:
     m = np.zeros((len(classes), len(classes)), dtype=int)
     for t, p in zip(true, pred):
@@ -81,13 +95,17 @@ def confusion(true: list[str], pred: list[str], classes: list[str]) -> np.ndarra
     return m
 
 
-def confusion_markdown(m: np.ndarray, classes: list[str]) -> str:
-    head = "| requested \\ recognised | " + " | ".join(classes) + " | accuracy |\n"
-    head += "|---" * (len(classes) + 2) + "|\n"
+def confusion_markdown(m: np.ndarray, classes: list[str], before: dict[str, float] | None = None,
+                       before_label: str = "before") -> str:
+    """Confusion matrix as a markdown table; `before` (class -> accuracy) adds a baseline column."""
+    extra = f" {before_label} |" if before else ""
+    head = "| requested \\ recognised | " + " | ".join(classes) + " | accuracy |" + extra + "\n"
+    head += "|---" * (len(classes) + 2 + bool(before)) + "|\n"
     rows = []
     for i, c in enumerate(classes):
         acc = m[i, i] / max(1, m[i].sum())
-        rows.append(f"| {c} | " + " | ".join(str(v) for v in m[i]) + f" | {acc:.2f} |")
+        b = (f" {before[c]:.2f} |" if c in before else " - |") if before else ""
+        rows.append(f"| {c} | " + " | ".join(str(v) for v in m[i]) + f" | {acc:.2f} |" + b)
     return head + "\n".join(rows) + "\n"
 
 
@@ -106,3 +124,28 @@ def nearest_direction(offset: np.ndarray, directions: dict[str, np.ndarray]) -> 
     sims = [float(np.dot(offset, directions[n]) / (np.linalg.norm(offset) * np.linalg.norm(directions[n]) + 1e-9))
             for n in names]
     return names[int(np.argmax(sims))]
+
+
+STRENGTH_BAND = (0.5, 2.0)
+
+
+def strength_ratios(generated: dict[str, list[np.ndarray]], directions: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Per emotion: |generated offset| / |real offset| for each generated offset (one per clip's audio).
+
+    generated[e]: offsets (64,) = mean of takes with emotion e minus mean of neutral takes (same audio
+    and seeds); directions[e]: the real actor's emotion mean minus his neutral mean (offset_directions)."""
+    out = {}
+    for e, offs in generated.items():
+        if e not in directions:
+            continue
+        real = float(np.linalg.norm(directions[e]))
+        out[e] = [float(np.linalg.norm(o)) / real if real > 0 else float("nan") for o in offs]
+    return out
+
+
+def strength_summary(ratios: dict[str, list[float]], band=STRENGTH_BAND) -> dict:
+    """Per emotion the median ratio over clips, their median over emotions, and which lie outside `band`."""
+    per = {e: float(np.median(r)) for e, r in ratios.items() if r}
+    med = float(np.median(list(per.values()))) if per else float("nan")
+    return {"per_emotion": per, "median": med, "band": tuple(band),
+            "outside": [e for e, v in per.items() if not band[0] <= v <= band[1]]}

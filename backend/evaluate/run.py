@@ -1,7 +1,8 @@
 """`flowvq eval`: generate from each real clip's own audio and compare with what the person's face did.
 
 Writes docs/evaluation_fcg.md: per-clip lip-sync (model, loudness baseline, phone baseline, ceiling),
-take diversity and seed reproducibility, pose statistics, emotion confusion matrix.
+take diversity and seed reproducibility, pose statistics, emotion confusion matrices, emotion strength
+(generated / real speaker-normalised offset) and lip-sync with each emotion.
 """
 from __future__ import annotations
 
@@ -127,11 +128,12 @@ def _offset_measure(gen, clips, curves, seeds) -> dict:
     """Speaker-normalised: (generated emotion - generated neutral, same audio and seeds) vs the real
     actor's (emotion - neutral) offsets; nearest by cosine. Neutral itself is the reference, so 7
     classes."""
-    from .emotion import confusion, nearest_direction, offset_directions
+    from .emotion import confusion, nearest_direction, offset_directions, strength_ratios, strength_summary
 
     directions = offset_directions(curves)
     classes = list(directions)
     true, pred = [], []
+    offsets = {e: [] for e in classes}  # per emotion, one generated offset per clip's audio
     for clip in clips:
         audio = clip.audio[: 16000 * 8]
         mean = {e: np.mean([t.expression.mean(0) for t in gen.generate(
@@ -139,10 +141,36 @@ def _offset_measure(gen, clips, curves, seeds) -> dict:
                 for e in ["neutral", *classes]}
         for e in classes:
             true.append(e)
-            pred.append(nearest_direction(mean[e] - mean["neutral"], directions))
+            offsets[e].append(mean[e] - mean["neutral"])
+            pred.append(nearest_direction(offsets[e][-1], directions))
     m = confusion(true, pred, classes)
+    ratios = strength_ratios(offsets, directions)
     return {"classes": classes, "confusion": m, "accuracy": float(np.trace(m) / m.sum()),
-            "chance": 1.0 / len(classes), "n": len(true)}
+            "chance": 1.0 / len(classes), "n": len(true),
+            "strength": {"ratios": ratios, **strength_summary(ratios),
+                         "real_norm": {e: float(np.linalg.norm(directions[e])) for e in classes},
+                         "generated_norm": {e: [float(np.linalg.norm(o)) for o in offsets[e]] for e in classes}}}
+
+
+def emotion_lipsync(gen, clips: list[RealClip], seed: int, emotions: list[str],
+                    talking: dict[str, tuple[float, int]] | None = None, log=print) -> dict:
+    """Lip-sync r (as `evaluate_clip` measures it: generated mouth opening vs the real dlib inner-lip gap,
+    best lag within +-2 frames) of 1 take per emotion (seed `seed`, the clip's whole audio and frame
+    rate) on each clip; `talking` (clip -> (r, lag)) reuses the main table's take 0 as the baseline."""
+    talking = dict(talking or {})
+    per = {e: {} for e in ["talking", *emotions]}
+    for clip in clips:
+        t0 = time.time()
+        gap = fill_nan(lip_gap(video_landmarks(clip.video)))
+        for e in per:
+            if e == "talking" and clip.name in talking:
+                per[e][clip.name] = talking[clip.name]
+                continue
+            exp = gen.generate(clip.audio, GenerateSettings(emotion=e, takes=1, seed=seed, fps=clip.fps))[0].expression
+            per[e][clip.name] = best_lag_corr(mouth_opening(exp), gap)
+        log(f"emotion lip-sync {clip.name}: " + ", ".join(f"{e} {per[e][clip.name][0]:.3f}" for e in per)
+            + f" ({time.time() - t0:.1f} s)")
+    return {"clips": [c.name for c in clips], "r": per, "seed": seed}
 
 
 def evaluate_emotions_corpus(gen, clips: list[RealClip], corpus: Path, per_class: int = 30, seeds=(0, 1)) -> dict:
@@ -198,10 +226,90 @@ def run_all(gen, data_root: Path | None = None, seed: int = 0, n_takes: int = 4,
     if emotions and clips:
         emo_clips = [c for c in clips if c.kind == "talking_3dmm"][:3] or clips[:3]
         out["emotion"] = evaluate_emotions(gen, emo_clips, data_root, log=log)
+        if out["emotion"].get("status") == "ok":
+            from .emotion import MEAD_EMOTIONS
+
+            t = time.time()
+            talking = {r.name: (r.model_r[0], r.model_lag[0]) for r in results if r.model_r}
+            out["emotion_lipsync"] = emotion_lipsync(gen, emo_clips, seed, MEAD_EMOTIONS, talking, log=log)
+            out["emotion_lipsync"]["seconds"] = round(time.time() - t, 1)
         if corpus is not None and (Path(corpus) / "dataset.json").exists():
             out["emotion_corpus"] = evaluate_emotions_corpus(gen, emo_clips, Path(corpus))
     out["seconds"] = round(time.time() - t0, 1)
     return out
+
+
+# The emotion figures as last published (docs/evaluation_fcg.md at commit 00e9a6d, run at 8d8f6fe with the
+# tracker before its mouth-fit change 96b97f1): shown next to each new run as its baseline.
+BEFORE = {
+    "label": "before (commit 00e9a6d)",
+    "offset": {"accuracy": 0.57, "per_class": {"angry": 1.0, "contempt": 0.0, "disgusted": 0.0, "fear": 1.0,
+                                               "happy": 1.0, "sad": 1.0, "surprised": 0.0}},
+    "window": {"accuracy": 0.19, "per_class": {"neutral": 0.0, "angry": 0.0, "contempt": 0.0, "disgusted": 1.0,
+                                               "fear": 0.0, "happy": 0.0, "sad": 0.5, "surprised": 0.0}},
+    "corpus": {"accuracy": 1.00, "takes": 54},
+    # strength ratio: not in the 00e9a6d report; measured once (2026-12-01) with W009 re-tracked with the
+    # tracker's prior as it was then (lipsPart secondary, lip-shape channels primary: fit.SECONDARY before
+    # 96b97f1) and the same generated offsets (3 clips, seeds 0, 1)
+    "strength": {"per_emotion": {"angry": 0.59, "contempt": 0.65, "disgusted": 1.11, "fear": 1.17, "happy": 0.97,
+                                 "sad": 0.72, "surprised": 1.13}, "median": 0.97},
+}
+
+
+def _strength_markdown(st: dict) -> list[str]:
+    lo, hi = st["band"]
+    clips_n = max(len(v) for v in st["ratios"].values())
+    lines = ["#### Emotion strength (generated offset / real offset)", "",
+             "Per emotion: |generated offset| / |real offset|, where the generated offset is the one above (per "
+             f"clip's audio: mean of 2 takes with the emotion minus mean of 2 neutral takes, same seeds; {clips_n} "
+             "clips) and the real offset is W009's emotion mean minus W009's neutral mean (the project's tracker). "
+             f"Target band {lo:g}-{hi:g}: below, the emotion is weaker than the actor's; above, exaggerated. Norms "
+             "are L2 over the 64 channels of the per-take mean.", "",
+             "| emotion | real offset norm | generated norm (median) | ratio per clip | ratio (median) | in band | "
+             "before (median) |",
+             "|---|---|---|---|---|---|---|"]
+    before = BEFORE["strength"]["per_emotion"]
+    for e, r in st["ratios"].items():
+        v = st["per_emotion"][e]
+        lines.append(f"| {e} | {st['real_norm'][e]:.3f} | {_med(st['generated_norm'][e]):.3f} | "
+                     + " / ".join(f"{x:.2f}" for x in r) + f" | {v:.2f} | {'yes' if lo <= v <= hi else 'no'} | "
+                     + (f"{before[e]:.2f} |" if e in before else "- |"))
+    out = st.get("outside") or []
+    lines += ["", f"Median over {len(st['per_emotion'])} emotions: **{st['median']:.2f}** "
+              + (f"(outside the band: {', '.join(out)}). " if out else "(all in the band). ")
+              + f"{BEFORE['label'].capitalize()}: {BEFORE['strength']['median']:.2f}; that report had no strength "
+              "ratio, so the before column is W009 re-tracked with the tracker's prior as it was then (before the "
+              "mouth-fit change 96b97f1: lipsPart secondary, the lip-shape channels not), over the same generated "
+              "offsets.", ""]
+    return lines
+
+
+def _lipsync_emotion_markdown(ls: dict) -> list[str]:
+    per, clips = ls["r"], ls["clips"]
+    talk = per["talking"]
+    lines = ["### Lip-sync with each emotion", "",
+             f"Lip-sync r as in the lip-sync table (generated mouth opening vs the real dlib inner-lip gap, best "
+             f"lag within +-2 frames) on real speech, per emotion: a subset to keep the run short on 2 cores: the "
+             f"{len(clips)} talking_3dmm clips ({', '.join(clips)}), whole audio at the clip's frame rate, 1 take "
+             f"per emotion, seed {ls['seed']}. talking = take 0 of the lip-sync table (same seed). Difference = "
+             f"emotion r minus talking r on the same clip (negative: the emotion costs sync)"
+             + (f"; {ls['seconds']:g} s for this table." if "seconds" in ls else "."), "",
+             "| emotion | " + " | ".join(clips) + " | min | median | median diff to talking | worst diff |",
+             "|---" * (len(clips) + 5) + "|"]
+    for e, rs in per.items():
+        r = [rs[c][0] for c in clips]
+        d = [rs[c][0] - talk[c][0] for c in clips]
+        cells = " | ".join(f"{rs[c][0]:.3f} ({rs[c][1]:+d})" for c in clips)
+        diff = "- | -" if e == "talking" else f"{_med(d):+.3f} | {min(d):+.3f}"
+        lines.append(f"| {e} | {cells} | {min(r):.3f} | {_med(r):.3f} | {diff} |")
+    emo = [e for e in per if e != "talking"]
+    meds = [_med([per[e][c][0] for c in clips]) for e in emo]
+    worst = min(per[e][c][0] - talk[c][0] for e in emo for c in clips)
+    lines += ["", f"Median r over the {len(emo)} emotions' medians: {_med(meds):.3f} (talking "
+              f"{_med([talk[c][0] for c in clips]):.3f}); lowest single r {min(per[e][c][0] for e in emo for c in clips):.3f}; "
+              f"largest drop against talking on one clip {worst:+.3f}. {BEFORE['label'].capitalize()}: not measured "
+              "(this table does not use the tracker: the real side is dlib's lip gap).", ""]
+    return lines
 
 
 def _med(xs):
@@ -275,18 +383,29 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
                       "mean. Generated: per real clip's audio (first 8 s, 3 talking_3dmm clips), the mean of 2 "
                       "takes per emotion minus the mean of 2 neutral takes (same audio, same seeds). Recognised "
                       "emotion = the real offset with the highest cosine; 7 classes (neutral is the reference).", "",
-                      f"Accuracy {off['accuracy']:.2f} (chance {off['chance']:.2f}), {off['n']} decisions.", "",
-                      confusion_markdown(off["confusion"], off["classes"]),
+                      f"Accuracy {off['accuracy']:.2f} (chance {off['chance']:.2f}), {off['n']} decisions; "
+                      f"{BEFORE['label']}: {BEFORE['offset']['accuracy']:.2f} (tracker before its mouth-fit change "
+                      "96b97f1; per-emotion accuracy in the last column).", "",
+                      confusion_markdown(off["confusion"], off["classes"], BEFORE["offset"]["per_class"], "before"),
+                      *(_strength_markdown(off["strength"]) if "strength" in off else []),
                       "### Window classifier (the issue's literal measure)", ""]
         if emo.get("status") == "ok":
             lines += ["Classifier: logistic regression on 1 s windows (mean of the 64 channels), trained on "
                       "the project's tracker run over the MEAD actor W009's 8 emotion videos (emotion_3dmm/, "
                       f"real faces), applied to {emo['takes']} takes generated from real speech (equal numbers per emotion).", "",
-                      f"Accuracy {emo['accuracy']:.2f} (chance {emo['chance']:.2f}).", "",
-                      confusion_markdown(emo["confusion"], emo["classes"])]
+                      f"Accuracy {emo['accuracy']:.2f} (chance {emo['chance']:.2f}); {BEFORE['label']}: "
+                      f"{BEFORE['window']['accuracy']:.2f}.", "",
+                      confusion_markdown(emo["confusion"], emo["classes"], BEFORE["window"]["per_class"], "before")]
         else:
             lines.append(emo["status"])
+        if out.get("emotion_lipsync"):
+            lines += [""] + _lipsync_emotion_markdown(out["emotion_lipsync"])
     emc = out.get("emotion_corpus")
+    if emo and emo.get("status") == "ok" and not (emc and emc.get("status") == "ok"):
+        lines += ["", "### Secondary (not the same measure): classifier trained on the corpus's labels", "",
+                  "Not run this time (no `--corpus`). " + f"{BEFORE['label'].capitalize()}: accuracy "
+                  f"{BEFORE['corpus']['accuracy']:.2f} (chance 0.11), {BEFORE['corpus']['takes']} takes, "
+                  "`--corpus data/corpus_v3`."]
     if emc and emc.get("status") == "ok":
         from .emotion import confusion_markdown
 
@@ -295,6 +414,7 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
                   "30 items per class from its end), applied to the same kind of generated takes, all 9 classes. "
                   "It shows whether the generator keeps apart the emotions it was taught; it says nothing about "
                   "how a real face would read.", "",
-                  f"Accuracy {emc['accuracy']:.2f} (chance {emc['chance']:.2f}), {emc['takes']} takes.", "",
+                  f"Accuracy {emc['accuracy']:.2f} (chance {emc['chance']:.2f}), {emc['takes']} takes; "
+                  f"{BEFORE['label']}: {BEFORE['corpus']['accuracy']:.2f}.", "",
                   confusion_markdown(emc["confusion"], emc["classes"])]
     return "\n".join(lines) + "\n"
