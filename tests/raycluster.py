@@ -73,7 +73,8 @@ def ray_env(root: str) -> dict:
     if not token.exists():
         token.write_text(secrets.token_hex(32) + "\n")
     return dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_TMPDIR=root,
-                RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+                RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
+                RAY_worker_niceness="0")  # Ray's default nice 15 starves its workers on a busy machine
 
 
 class LocalCluster:

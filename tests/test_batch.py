@@ -51,7 +51,8 @@ def work(tmp_path_factory):
     token = Path(ray_root) / "token"
     token.write_text(secrets.token_hex(32) + "\n")
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token),
-               RAY_TMPDIR=ray_root, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+               RAY_TMPDIR=ray_root, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
+               RAY_worker_niceness="0")  # Ray's default nice 15 starves its workers on a busy machine
     try:
         yield {"dir": d, "env": env, "ray_root": ray_root}
     finally:

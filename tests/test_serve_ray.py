@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(600)
 def cluster_server():
     mp = pytest.MonkeyPatch()
     with LocalCluster(nodes=1, cpus=1, head_cpus=1) as cluster:  # two CPU slots, one per node
-        for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED"):
+        for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED",
+                  "RAY_worker_niceness"):
             mp.setenv(k, cluster.env[k])
         server = BackendProcess("--no-zeroconf", "--ray", cluster.address, "--ray-workers", "2")
         try:

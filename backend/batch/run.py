@@ -54,6 +54,9 @@ def start_ray(address: str | None, cpus: int | None = None):
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
+    # Ray starts its workers at nice 15: on a machine where anything else runs (Blender playing back),
+    # the batch would all but stop. A local Ray started here runs them at the user's own priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     if address:
         ray.init(address=address, **common)
