@@ -63,6 +63,12 @@ def rasterize(xy: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, height
     w = torch.cat([p[3] for p in parts])
     zbuf.scatter_reduce_(0, pix, z, reduce="amin")
     win = z <= zbuf[pix]
+    # several triangles can tie at a pixel (a shared edge): keep the lowest triangle id, so each pixel
+    # gets exactly one writer (duplicate indices in an indexed write land in any order: tri from one
+    # triangle and bary from another, differently from run to run)
+    first = torch.full((height * width,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev)
+    first.scatter_reduce_(0, pix[win], tid[win], reduce="amin")
+    win = win & (tid == first[pix])
     tri = torch.full((height * width,), -1, dtype=torch.long, device=dev)
     bary = torch.zeros(height * width, 3, device=dev)
     tri[pix[win]] = tid[win]
