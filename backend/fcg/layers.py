@@ -251,11 +251,15 @@ class Flow(nn.Module):
         return torch.einsum("bnd,kdh->kbnh", prev, plan.prev_weight) + plan.prev_bias
 
     @staticmethod
-    def inverse_planned(z, frame_tokens: torch.Tensor, prev_tokens: torch.Tensor, plan: "InversePlan"):
-        """The inverse without logdet from precomputed tokens; equal to inverse(z, cond)[0]."""
+    def inverse_planned(z, frame_tokens: torch.Tensor, prev_tokens: torch.Tensor, plan: "InversePlan",
+                        inv_scale=None, bias=None):
+        """The inverse without logdet from precomputed tokens; equal to inverse(z, cond)[0]. inv_scale and
+        bias (K, B, D): the actnorm rows to use instead of the plan's (the sampler passes them per frame)."""
+        inv_scale = plan.inv_scale if inv_scale is None else inv_scale
+        bias = plan.bias if bias is None else bias
         for k, coupling in enumerate(plan.couplings):
             z = coupling.inverse_from_tokens(z, frame_tokens[k], prev_tokens[k])
-            z = torch.addcmul(-plan.bias[k], z @ plan.w_inv_t[k], plan.inv_scale[k])
+            z = torch.addcmul(-bias[k], z @ plan.w_inv_t[k], inv_scale[k])
         return z
 
 

@@ -39,16 +39,9 @@ class Chain:
 def _step_fn(flow, plan):
     """flow + plan -> f(z, frame_tok, prev_tok, inv_scale, bias) -> (x, new prev_tok): no shape arithmetic,
     no per-request constants (the plan's emotion rows are inputs), so the trace is batch- and emotion-free."""
-    couplings, w_inv_t = plan.couplings, plan.w_inv_t
-    prev_weight, prev_bias = plan.prev_weight, plan.prev_bias
-
     def step(z, frame_tok, prev_tok, inv_scale, bias):
-        frame_tok = frame_tok[:, None, :]
-        for k, coupling in enumerate(couplings):
-            z = coupling.inverse_from_tokens(z, frame_tok[k], prev_tok[k])
-            z = torch.addcmul(-bias[k], z @ w_inv_t[k], inv_scale[k])
-        new = torch.einsum("bnd,kdh->kbnh", z[:, None, :], prev_weight) + prev_bias
-        return z, torch.cat([prev_tok[:, :, 1:], new], dim=2)
+        z = flow.inverse_planned(z, frame_tok[:, None, :], prev_tok, plan, inv_scale, bias)
+        return z, torch.cat([prev_tok[:, :, 1:], flow.prev_tokens(z[:, None, :], plan)], dim=2)
 
     return step
 
