@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
+from flowvq_shared.protocol import ProtocolError
+
 from ..errors import Cancelled, FlowVQError
 
 POLL_S = 0.2  # how often a waiting request looks at its Ray task and at its cancel flag
@@ -85,7 +87,7 @@ class RemoteGenerate:
             raise Cancelled("cancelled") from None
         except RayTaskError as e:  # the worker raised: a user error comes back as itself
             cause = e.cause if isinstance(getattr(e, "cause", None), BaseException) else None
-            if isinstance(cause, FlowVQError) or type(cause).__name__ in ("ProtocolError", "Cancelled"):
+            if isinstance(cause, ProtocolError):  # FlowVQError and Cancelled are ProtocolErrors
                 raise cause from None
             raise
 
