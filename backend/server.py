@@ -43,7 +43,7 @@ log = logging.getLogger("flowvq.server")
 
 SERVICE_TYPE = "_flowvq._tcp.local."
 SERVER_NAME = f"flowvq {__version__}"
-REQUEST_TYPES = ("generate", "track", "render", "face_model", "learn_actor")
+REQUEST_TYPES = ("generate", "track", "render", "face_model", "learn_actor", "dub")
 WAIT_REPORT_S = 0.5  # how often a request waiting for a model load says so
 MAX_UPLOADS_PER_CONNECTION = 8
 
@@ -189,7 +189,8 @@ class Server:
 
         status: dict[str, str | None] = {}
         for kind, module in (("generate", "flowvq.fcg"), ("track", "flowvq.tracker"),
-                             ("render", "flowvq.render"), ("face_model", "flowvq.facemodel")):
+                             ("render", "flowvq.render"), ("face_model", "flowvq.facemodel"),
+                             ("dub", "flowvq.dub")):
             ok = importlib.util.find_spec(module) is not None
             status[kind] = None if ok else f"{module} is not built yet"
         status["learn_actor"] = None if self.config.actors_dir else \
@@ -583,6 +584,80 @@ class Server:
               log=lambda *a: log.info("learn_actor %s: %s", req.name, " ".join(map(str, a))), report=progress)
         actor = {k: v for k, v in self.actors().get(req.name, {"id": req.name}).items() if k != "path"}
         return {"type": "result", "id": job.id, "request": "learn_actor", "actor": actor}
+
+    def _uploaded(self, job: Job, uid, what: str) -> "UploadFile":
+        up = job.conn.uploads.get(uid)
+        if up is None or not up.complete:
+            state = "unknown" if up is None else f"incomplete ({up.received} of {up.total} bytes)"
+            raise FlowVQError(f"{what} upload {uid!r} is {state}: send every chunk first")
+        return up
+
+    def _do_dub(self, job: Job, req: m.Dub, progress) -> dict:
+        """The shot (an upload) dubbed to the new line; each frame streamed as `flowvq dub` writes it
+        (read back from a temporary folder and removed once sent; the folder goes at the end)."""
+        import json
+        import shutil
+
+        from .dub import dub_shot
+        from .render.writers import frame_name
+
+        shot = self._uploaded(job, req.shot, "shot")
+        actor = None
+        if req.settings.actor:
+            known = self.actors()
+            if req.settings.actor not in known:
+                raise FlowVQError(f"unknown actor {req.settings.actor!r}; this server offers: "
+                                  f"{', '.join(known) or 'none (start it with --actors DIR)'}")
+            actor = known[req.settings.actor]["path"]
+        work = Path(tempfile.mkdtemp(prefix="flowvq-dub-"))
+        try:
+            line: dict = {}
+            if req.audio is not None or req.audio_upload is not None:
+                progress(0.0, "reading audio")
+                if req.audio is not None:
+                    line["audio"] = load_audio(req.audio, name="the audio")
+                else:
+                    up = self._uploaded(job, req.audio_upload, "audio")
+                    line["audio"] = load_audio(up.path, name=f"the audio {up.path.name!r}")
+                if actor is None:
+                    self._wait_for_generator(progress)
+            else:  # curves: written as a tracked-curves file, what `flowvq dub --take` reads
+                curves = work / "line.npz"
+                np.savez(curves, expression=req.expression, fps=np.float64(req.line_fps))
+                line["take"] = curves
+            frames = work / "frames"
+            total = [0]
+
+            def on_frame(i: int, _rgb) -> None:
+                if job.cancel.is_set() or job.conn.closed:
+                    raise Cancelled("cancelled")
+                if not total[0]:  # dub.json is written with the shot's frame count before the first frame
+                    total[0] = int(json.loads((frames / "dub.json").read_text())["frames"])
+                path = frames / frame_name(i, req.format)
+                job.conn.post({"type": "frame", "id": job.id, "index": int(i), "total": total[0],
+                               "format": req.format, "image": path.read_bytes()}, wait=True)
+                path.unlink()
+
+            try:
+                manifest = dub_shot(shot.path, frames, **line, actor=actor, settings=req.settings,
+                                    fmt=req.format, models=self.models, progress=progress, cancel=job.cancel,
+                                    on_frame=on_frame, log=lambda *a: log.info("dub %r: %s", job.id,
+                                                                               " ".join(map(str, a))))
+            except FlowVQError as e:  # the client never sees the server's folders
+                raise type(e)(e.message.replace(str(shot.path.parent) + "/", "").replace(str(work) + "/", ""),
+                              e.code) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        bank = manifest.get("bank") or {}
+        source = "the shot itself" if str(bank.get("from", "")).startswith("the shot") else \
+            f"actor {req.settings.actor}"
+        return {"type": "result", "id": job.id, "request": "dub", "frames": int(manifest["frames"]),
+                "fps": float(manifest["fps"]), "width": int(manifest["width"]), "height": int(manifest["height"]),
+                "format": req.format, "dubbed_frames": int(manifest.get("dubbed_frames", 0)),
+                "line_frames": int(manifest.get("line_frames", 0)), "line": str(manifest.get("line", "")),
+                "bank": {"from": source, "frames": int(bank.get("frames", 0))},
+                "notes": [str(n) for n in manifest.get("notes", [])],
+                "seconds": manifest.get("seconds"), "synthesis_fps": manifest.get("synthesis_fps")}
 
     def _do_track(self, job: Job, req: m.Track, progress) -> dict:
         image = load_image(req.image, "the image")

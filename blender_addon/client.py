@@ -9,6 +9,7 @@ ends as one `Failed` event with the backend's code and human message.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import select
 import socket
@@ -30,6 +31,7 @@ CONNECT_TIMEOUT = 3.0
 GREETING_TIMEOUT = 60.0
 IDLE_TIMEOUT = 300.0
 STARTING = "starting"  # error code: accepted the connection, no greeting yet
+UPLOAD_CHUNK = 4 * 1024 * 1024  # bytes per `upload` frame (well under the backend's frame limit)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,30 @@ class ServerInfo:
 
     def available(self, request: str) -> bool:
         return request in self.capabilities and request not in self.not_implemented
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file a request names by `id`, sent in chunks on the request's own connection before it
+    (uploads live as long as their connection): a file on disk (`path`) or bytes (`data`)."""
+    id: str
+    name: str  # a plain file name: its extension tells the backend what the file is
+    path: str = ""
+    data: bytes | None = None
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else os.path.getsize(self.path)
+
+    def chunks(self, size: int):
+        if self.data is not None:
+            for off in range(0, len(self.data), size):
+                yield off, self.data[off:off + size]
+            return
+        with open(self.path, "rb") as f:
+            off = 0
+            while chunk := f.read(size):
+                yield off, chunk
+                off += len(chunk)
 
 
 # ---------------------------------------------------------------------------- events
@@ -181,7 +207,7 @@ class Job:
                  connect_timeout: float = CONNECT_TIMEOUT,
                  greeting_timeout: float = GREETING_TIMEOUT,
                  idle_timeout: float = IDLE_TIMEOUT, cancel_grace: float = 5.0,
-                 on_frame: Callable[[dict], Any] | None = None):
+                 on_frame: Callable[[dict], Any] | None = None, uploads: tuple = ()):
         self.endpoint = endpoint
         self.id = next(_ids)
         self.request = {**request, "id": self.id}
@@ -191,6 +217,7 @@ class Job:
         self.idle_timeout = idle_timeout  # seconds without any message from the backend
         self.cancel_grace = cancel_grace  # seconds to wait for the backend to confirm a cancel
         self.on_frame = on_frame  # runs on the worker thread: keep it bpy-free (e.g. write a file)
+        self.uploads = tuple(uploads)  # Upload(s) sent before the request, on its connection
         self.info: ServerInfo | None = None
         self.fraction = 0.0
         self.stage = "connecting"
@@ -267,6 +294,10 @@ class Job:
             self._post(Connected(self.info))
             sock.settimeout(max(self.greeting_timeout, 30.0))  # per frame, once bytes flow
             limit = max(protocol.DEFAULT_MAX_FRAME, self.info.max_frame)
+            if self.uploads:
+                failed = self._send_uploads(sock, limit)
+                if failed is not None:
+                    return failed
             try:
                 protocol.send_frame(sock, self.request, limit)
             except protocol.ProtocolError as e:  # refused here, before a byte is sent
@@ -304,6 +335,33 @@ class Job:
                     return Result(msg)
                 elif kind == "error":
                     return Failed(str(msg.get("code", "error")), str(msg.get("message", "")))
+
+    def _send_uploads(self, sock: socket.socket, limit: int) -> Failed | None:
+        """Send every upload in order, chunk by chunk, each chunk answered before the next; Esc
+        stops between chunks. None when all arrived, else the Failed that ends the job."""
+        try:
+            sizes = [u.size() for u in self.uploads]
+        except OSError as e:  # moved or deleted since the operator looked
+            return Failed("bad_request", f"cannot read {e.filename or 'a file to upload'}: "
+                                         f"{e.strerror or e}")
+        total, sent = max(1, sum(sizes)), 0
+        chunk = max(1024, min(UPLOAD_CHUNK, (self.info.max_frame or limit) - 65536))
+        for up, size in zip(self.uploads, sizes):
+            if size == 0:
+                return Failed("bad_request", f"{up.name} is empty: nothing to upload")
+            for offset, data in up.chunks(chunk):
+                if self._cancel.is_set():
+                    return Failed("cancelled", f"cancelled while uploading {up.name}")
+                protocol.send_frame(sock, {"type": "upload", "id": up.id, "offset": offset,
+                                           "total": size, "data": data, "name": up.name}, limit)
+                while (reply := protocol.recv_frame(sock, limit)).get("id") != up.id:
+                    pass  # e.g. a late answer to our hello
+                if reply.get("type") == "error":
+                    return Failed(str(reply.get("code", "error")),
+                                  f"uploading {up.name}: {reply.get('message', '')}")
+                sent += len(data)
+                self._post(Progress(sent / total, f"uploading {up.name}"))
+        return None
 
 
 def run_blocking(job: Job, on_event: Callable[[Any], None] | None = None,

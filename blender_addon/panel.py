@@ -204,5 +204,38 @@ class FLOWVQ_PT_plates(_FlowVQPanel, bpy.types.Panel):
         layout.operator("flowvq.render_plates", icon="RENDER_ANIMATION")
 
 
+class FLOWVQ_PT_dub(bpy.types.Panel):
+    """The Video Sequencer's sidebar: dub the movie strip to a new line."""
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "FlowVQ"
+    bl_label = "Dub"
+
+    def draw(self, context):
+        s = context.scene.flowvq
+        st = context.window_manager.flowvq_status
+        layout = self.layout
+        layout.label(text=st.text, icon="LINKED" if st.connected else "UNLINKED")
+        se = context.scene.sequence_editor
+        strip = se.active_strip if se is not None else None
+        if strip is not None and strip.type == "MOVIE":
+            fps = context.scene.render.fps / context.scene.render.fps_base
+            layout.label(text=f"Shot: '{strip.name}' ({getattr(strip, 'fps', 0.0):g} fps, scene {fps:g} fps)",
+                         icon="SEQUENCE")
+        layout.prop(s, "dub_line", expand=True)
+        if s.dub_line == "SOUND":
+            layout.label(text="The selected sound strip's file, whole", icon="SOUND")
+        layout.prop(s, "actor_choice")
+        layout.prop(s, "dub_format")
+        layout.prop(s, "dub_dir")
+        layout.operator("flowvq.dub_movie_strip", icon="SEQUENCE")
+        if st.busy:
+            row = layout.row(align=True)
+            row.progress(factor=st.progress, text=f"{st.stage} {round(100 * st.progress)}%")
+            row.operator("flowvq.cancel", text="", icon="CANCEL")
+        if st.last_error:
+            layout.label(text=st.last_error, icon="ERROR")
+
+
 classes = (FLOWVQ_UL_takes, FLOWVQ_UL_emotion_keys, FLOWVQ_UL_calibration, FLOWVQ_PT_main, FLOWVQ_PT_generate,
-           FLOWVQ_PT_actors, FLOWVQ_PT_takes, FLOWVQ_PT_target, FLOWVQ_PT_plates)
+           FLOWVQ_PT_actors, FLOWVQ_PT_takes, FLOWVQ_PT_target, FLOWVQ_PT_plates, FLOWVQ_PT_dub)

@@ -16,9 +16,10 @@ EXTENSIONS = {"png": "png", "png16": "png", "exr": "exr"}
 class FrameWriter:
     folder: str
     prefix: str = "plate_"
+    first: int = 0  # the number of frame 0 in file names (1 for dubs, as `flowvq dub` names them)
 
     def path(self, index: int, fmt: str) -> Path:
-        return Path(self.folder) / f"{self.prefix}{index:05d}.{EXTENSIONS.get(fmt, 'png')}"
+        return Path(self.folder) / f"{self.prefix}{index + self.first:05d}.{EXTENSIONS.get(fmt, 'png')}"
 
     def __call__(self, msg: dict) -> str:
         image = msg.get("image")

@@ -184,6 +184,16 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
     plate_format: EnumProperty(name="Format", items=[
         ("png", "PNG 8-bit", ""), ("png16", "PNG 16-bit", ""), ("exr", "OpenEXR", "")],
         default="png")
+    dub_line: EnumProperty(name="New Line", items=[
+        ("SOUND", "Sound Strip", "The selected sound strip's file, whole, from the movie strip's first frame"),
+        ("TAKE", "Active Take", "The target's active take, from the movie strip's first frame")],
+        default="SOUND", description="What the dubbed mouth follows")
+    dub_format: EnumProperty(name="Format", items=[
+        ("png", "PNG 8-bit", ""), ("png16", "PNG 16-bit", ""), ("exr", "OpenEXR", "")],
+        default="png", description="The dubbed frames' files")
+    dub_dir: StringProperty(name="Dubs Folder", subtype="DIR_PATH", default="",
+                            description="Where each dub gets a new numbered folder (empty: flowvq_dubs "
+                                        "beside the .blend, or in the temporary folder while it is unsaved)")
 
 
 class FlowVQStatus(bpy.types.PropertyGroup):

@@ -175,6 +175,12 @@ class Task:
                 set_disconnected(event.message, event.code)
             self.done = True
         if self.done:
+            discard = getattr(self.spec, "discard", None)  # a failed job's partial output (a dub's folder)
+            if self.error is not None and discard is not None:
+                try:
+                    discard()
+                except Exception:  # noqa: BLE001 - cleaning up must not hide the job's own error
+                    traceback.print_exc()
             st.busy = any(not t.done for t in TASKS if t is not self)
             st.last_error = self.error[1] if self.error else ""
             st.last_report = self.summary
@@ -218,9 +224,11 @@ def submit(job: client.Job, spec) -> Task:
 
 
 def start(op, context, request: dict, spec, blocking: bool, timeout: float,
-          on_frame=None) -> set:
-    """Start a backend job for operator `op`: blocking (scripts, background mode) or modal."""
-    job = client.Job(connection.endpoint(), request, on_frame=on_frame, **connection.timeouts())
+          on_frame=None, uploads: tuple = ()) -> set:
+    """Start a backend job for operator `op`: blocking (scripts, background mode) or modal.
+    `uploads` (client.Upload) are sent in chunks on the job's connection before the request."""
+    job = client.Job(connection.endpoint(), request, on_frame=on_frame, uploads=uploads,
+                     **connection.timeouts())
     st = connection.status()
     st.busy, st.progress, st.stage, st.last_error = True, 0.0, "connecting", ""
     if blocking or bpy.app.background or not context.window_manager.windows:

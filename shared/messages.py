@@ -245,6 +245,82 @@ class LearnActor(Request):
                    max_seconds=None if ms is None else _number(m, "max_seconds", lo=1.0, hi=36000.0))
 
 
+def _upload_id(m: dict, name: str, default: Any = ...) -> Any:
+    v = _get(m, name, (int, str), default, "an upload id (an integer or a string)")
+    if isinstance(v, str) and not 0 < len(v) <= 128:
+        raise _bad(f"field '{name}' must be an upload id of 1 to 128 characters")
+    return v
+
+
+def _line_take(v: Any) -> tuple[np.ndarray, float]:
+    """A dub's line as curves: a whole take (Take.to_wire) or just `expression` (T, 64) + `fps`."""
+    from .channels import EXPRESSION_NAMES
+    from .takes import Take
+
+    if not isinstance(v, dict):
+        raise _bad(f"field 'take' must be a map (a take, or expression + fps), got {type(v).__name__}")
+    if "settings" in v:  # a whole take (Take.to_wire): the contract's own checks
+        if not isinstance(v["settings"], dict):
+            raise _bad("field 'take': 'settings' must be a map")
+        take = Take.from_wire(v)
+        if take.names != EXPRESSION_NAMES:
+            raise _bad("field 'take' must carry the 64 FlowVQ channels in their order (its 'names')")
+        exp, fps = take.expression, float(take.fps)
+    else:
+        exp = _array(v, "expression", 2, N_EXPRESSION, max_len=MAX_RENDER_FRAMES)
+        fps = _number(v, "fps", lo=FPS_RANGE[0], hi=FPS_RANGE[1])
+    if exp.shape[0] == 0:
+        raise _bad("field 'take' has no frames")
+    if exp.shape[0] > MAX_RENDER_FRAMES:
+        raise ProtocolError("too_large", f"field 'take' has {exp.shape[0]} frames; the limit is "
+                            f"{MAX_RENDER_FRAMES}")
+    return exp, fps
+
+
+@dataclass(frozen=True)
+class Dub(Request):
+    """A filmed shot (an upload) + a new line -> every frame of the shot with its mouth moved to the
+    line, streamed back one `frame` message each (as `render` does). The line is audio (a file's bytes,
+    or an upload) or curves (`take`: a Take's wire map, or expression + fps). The settings sit beside
+    them in the map as in `generate`: they shape a line generated from audio, and `actor` (an id the
+    server offers) gives that actor's model and the mouth's inside (their frames)."""
+    type: ClassVar[str] = "dub"
+    shot: Any = None  # the upload id of the shot
+    audio: bytes | None = None
+    audio_upload: Any = None  # or the upload id of the line's audio
+    expression: np.ndarray | None = None  # or the line as curves (T, 64) ...
+    line_fps: float | None = None  # ... at this frame rate
+    settings: GenerateSettings = field(default_factory=GenerateSettings)
+    format: str = "png"
+
+    def to_wire(self) -> dict:
+        out = {"type": self.type, "id": self.id, **self.settings.to_wire(), "shot": self.shot,
+               "format": self.format}
+        if self.audio is not None:
+            out["audio"] = self.audio
+        if self.audio_upload is not None:
+            out["audio_upload"] = self.audio_upload
+        if self.expression is not None:
+            out["take"] = {"expression": self.expression, "fps": self.line_fps}
+        return out
+
+    @classmethod
+    def from_wire(cls, m: dict) -> "Dub":
+        shot = _upload_id(m, "shot")
+        audio = _get(m, "audio", (bytes,), None, "bytes (an audio file)")
+        audio_upload = _upload_id(m, "audio_upload", None)
+        take = m.get("take")
+        if sum(x is not None for x in (audio, audio_upload, take)) != 1:
+            raise _bad("give the new line as exactly one of 'audio' (file bytes), 'audio_upload' "
+                       "(an upload id) or 'take' (a take, or expression + fps)")
+        exp, fps = _line_take(take) if take is not None else (None, None)
+        fmt = _get(m, "format", (str,), "png")
+        if fmt not in IMAGE_FORMATS:
+            raise _bad(f"field 'format' must be one of {', '.join(IMAGE_FORMATS)}, got {fmt!r}")
+        return cls(id=m.get("id"), shot=shot, audio=audio, audio_upload=audio_upload, expression=exp,
+                   line_fps=fps, settings=GenerateSettings.from_wire(m), format=fmt)
+
+
 @dataclass(frozen=True)
 class Cancel(Request):
     type: ClassVar[str] = "cancel"
@@ -276,7 +352,8 @@ class Ping(Request):
 
 
 REQUESTS: dict[str, type[Request]] = {
-    c.type: c for c in (Hello, Generate, Track, Render, FaceModel, Upload, LearnActor, Cancel, Shutdown, Ping)}
+    c.type: c for c in (Hello, Generate, Track, Render, FaceModel, Upload, LearnActor, Dub, Cancel, Shutdown,
+                         Ping)}
 
 
 def parse_request(msg: dict) -> Request:

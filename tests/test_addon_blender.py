@@ -1108,3 +1108,82 @@ def test_a_learned_actor_is_offered_at_once(bpy, actors_server):
         import shutil
 
         shutil.rmtree(actor_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- dub
+
+@pytest.fixture(scope="module")
+def dub_media(tmp_path_factory):
+    """A real 2 s shot (25 fps, 450 x 450) cut from ../shared/data, and its own sound as a wav."""
+    import imageio_ffmpeg
+
+    from test_server_dub import cut_shot
+
+    source = DATA / "video_with_audio" / "obama_weekly_address_20s.mp4"
+    if not source.is_file():
+        pytest.skip(f"real data not available: {source} is absent")
+    folder = tmp_path_factory.mktemp("dub_media")
+    shot = cut_shot(source, folder / "obama 2s.mp4")
+    line = folder / "line.wav"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(shot), "-vn",
+                    "-ac", "1", "-ar", "16000", str(line)], check=True, timeout=60)
+    return shot, line
+
+
+def test_dub_movie_strip(bpy, default_server, dub_media, tmp_path):
+    """Dub Movie Strip on a movie strip and a sound strip, against a real backend: the shot and the
+    line are uploaded, every dubbed frame lands in a new numbered folder, and an image strip of them
+    sits on the channel above the movie strip with its first frame and length. A line longer than
+    the shot is refused with the backend's message, and that attempt leaves no folder behind."""
+    import json
+
+    _require(bpy, default_server, "dub")
+    _require(bpy, default_server, "generate")
+    shot, line = dub_media
+    scene = bpy.context.scene
+    s = scene.flowvq
+    saved = (scene.render.fps, scene.render.fps_base, s.emotion_source, s.actor, s.dub_dir, s.dub_line, s.target)
+    scene.render.fps, scene.render.fps_base = 24, 1.0  # the shot is 25 fps: the report says what that means
+    s.emotion_source, s.actor, s.dub_dir, s.dub_line = "LABEL", "", str(tmp_path / "dubs"), "SOUND"
+    se = scene.sequence_editor_create()
+    for strip in se.strips_all:
+        strip.select = False
+    movie = se.strips.new_movie("shot", str(shot), 20, 31)
+    sound = se.strips.new_sound("new line", str(line), 22, 31)
+    movie.select = True
+    se.active_strip = sound
+    st = bpy.context.window_manager.flowvq_status
+    made = []
+    try:
+        assert bpy.ops.flowvq.dub_movie_strip(blocking=True, timeout=600) == {"FINISHED"}, st.last_error
+        dubbed = [x for x in se.strips_all if x.type == "IMAGE" and x.name.startswith("shot dub")]
+        made += [x.name for x in dubbed]
+        assert len(dubbed) == 1, [x.name for x in se.strips_all]
+        strip = dubbed[0]
+        print(st.last_report)
+        assert strip.name == "shot dub 001" and strip.channel == movie.channel + 1
+        assert strip.frame_start == movie.frame_start == 31
+        assert len(strip.elements) == movie.frame_duration == 50
+        assert strip.frame_final_duration == movie.frame_final_duration
+        folder = tmp_path / "dubs" / "shot_dub_001"
+        files = sorted(folder.glob("frame_*.png"))
+        assert [f.name for f in files[:2]] == ["frame_00001.png", "frame_00002.png"] and len(files) == 50
+        assert Path(bpy.path.abspath(strip.directory)) == folder and not list(folder.glob("*.part"))
+        assert strip.elements[0].orig_width == 450 and strip.elements[0].orig_height == 450
+        doc = json.loads((folder / "dub.json").read_text())
+        assert doc["movie_strip"] == "shot" and doc["result"]["frames"] == 50
+        assert "25 fps" in st.last_report and "24 fps" in st.last_report and "whole file" in st.last_report
+        # a line longer than the shot: refused, nothing added, its folder gone
+        sound.sound.filepath = str(SPEECH)  # 8 s
+        msg = report_error(bpy, lambda: bpy.ops.flowvq.dub_movie_strip(blocking=True, timeout=300))
+        assert "8.00 s" in msg and "2.00 s" in msg, msg
+        assert sorted(p.name for p in (tmp_path / "dubs").iterdir()) == ["shot_dub_001"]
+        assert [x.name for x in se.strips_all if x.type == "IMAGE" and x.name.startswith("shot dub")] == made
+        s.dub_line, s.target = "TAKE", None
+        msg = report_error(bpy, lambda: bpy.ops.flowvq.dub_movie_strip(blocking=True))
+        assert "no active take" in msg
+    finally:
+        for name in ["shot", "new line", *made]:
+            if name in se.strips_all:
+                se.strips.remove(se.strips_all[name])
+        scene.render.fps, scene.render.fps_base, s.emotion_source, s.actor, s.dub_dir, s.dub_line, s.target = saved

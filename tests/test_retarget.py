@@ -132,7 +132,7 @@ from flowvq_shared.protocol import ProtocolError  # noqa: E402
 from flowvq_shared.settings import FIELDS, MAX_TAKES, GenerateSettings  # noqa: E402
 from flowvq_shared.takes import Take  # noqa: E402
 
-CORE = ("client", "discovery", "retarget", "posemap", "plates", "results", "actors", "_shared")
+CORE = ("client", "discovery", "retarget", "posemap", "plates", "results", "actors", "dubs", "_shared")
 
 
 @pytest.mark.parametrize("module", CORE)
