@@ -29,6 +29,7 @@ PLUGIN_MODULES = (
     "flowvq.batch.cli",       # batch (Ray)
     "flowvq.convert",         # convert: take_K.npz <-> Live Link Face CSV
     "flowvq.actor.cli",       # actor learn / show
+    "flowvq.dub.cli",         # dub
 )
 TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
 

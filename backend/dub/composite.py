@@ -1,0 +1,117 @@
+"""One dubbed frame: a bank frame's lower face warped onto the wanted mouth and blended into the shot.
+
+1. Control points: the 68 landmarks of the bank frame (source) and the wanted landmarks in the shot
+   (target: the shot's own, with the mouth and jaw moved to the new line), plus a ring around the
+   lower face that each side places by its own eye line, so the warp is a similarity there.
+2. A fixed triangulation of those points (made once per bank on its mean face) is rasterised over
+   the target region; barycentric weights give every target pixel its bank pixel (piecewise affine,
+   continuous, no fold where the points keep their order).
+3. The warped bank face takes the shot's light: the low-frequency difference between the shot and
+   the warped bank over the cheeks and chin (not the mouth, whose content changes) is added back.
+4. Blend: only the lower face (jaw line to the nose base, of both the shot's and the wanted mouth)
+   is replaced, with a feathered edge; everything above the nose base is the shot's own pixels."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ..render.raster import rasterize
+from .bank import MouthBank, apply, canonical, face_width, invert
+
+RING = 16
+
+
+def _smooth_mask(mask: np.ndarray, feather: float) -> np.ndarray:
+    """0/1 mask -> alpha that is 0 outside the mask and rises to 1 over `feather` px inside it."""
+    r = max(1, int(round(feather)))
+    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.GaussianBlur(inner.astype(np.float32), (0, 0), max(0.5, feather / 2.0))
+
+
+class Compositor:
+    """Holds a bank and its triangulation; `frame(shot_rgb, shot_lm, want_lm, item)` dubs one frame."""
+
+    def __init__(self, bank: MouthBank, device: str = "cpu"):
+        from scipy.spatial import Delaunay
+
+        self.bank = bank
+        self.device = torch.device(device)
+        canon = np.stack([canonical(lm)[0] for lm in bank.landmarks[:: max(1, len(bank) // 200)]])
+        mean = canon.mean(0)
+        centre = 0.5 * (mean[33] + mean[8])
+        radius = 1.3 * float(np.linalg.norm(mean[2:15] - centre, axis=1).max())
+        a = np.linspace(0, 2 * np.pi, RING, endpoint=False)
+        self.ring = (centre + radius * np.stack([np.cos(a), np.sin(a)], 1)).astype(np.float32)
+        template = np.concatenate([mean, self.ring])
+        self.faces = Delaunay(template).simplices.astype(np.int64)
+        self.faces_t = torch.as_tensor(self.faces, device=self.device)
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def _crop(self, item: int) -> np.ndarray:
+        if self._cache is None or self._cache[0] != item:
+            self._cache = (item, self.bank.crop(item))
+        return self._cache[1]
+
+    def control_points(self, lm: np.ndarray) -> np.ndarray:
+        """68 landmarks + the ring placed by this face's eye line, in the same pixels as lm."""
+        _, m = canonical(lm)
+        return np.concatenate([lm, apply(invert(m), self.ring)]).astype(np.float32)
+
+    @staticmethod
+    def region_mask(shot_lm: np.ndarray, want_lm: np.ndarray, origin, size) -> np.ndarray:
+        """The replaced region, 0/1 uint8 over the ROI: jaw line (a little outside it) up to the nose
+        base, for the shot's mouth and for the wanted one (a closing jaw must cover the old chin)."""
+        x0, y0 = origin
+        mask = np.zeros((size[1], size[0]), np.uint8)
+        for lm in (shot_lm, want_lm):
+            fw = face_width(lm)
+            nose = lm[33]
+            jaw = lm[2:15]
+            out = jaw + (jaw - nose) / np.maximum(np.linalg.norm(jaw - nose, axis=1, keepdims=True), 1e-6) * 0.06 * fw
+            poly = np.concatenate([out, lm[[35, 34, 33, 32, 31]]]) - np.array([x0, y0], np.float32)
+            cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+        return mask
+
+    def frame(self, shot: np.ndarray, shot_lm: np.ndarray, want_lm: np.ndarray, item: int,
+              strength: float = 1.0) -> np.ndarray:
+        """The shot frame with its lower face replaced by bank item `item` warped to `want_lm`."""
+        h, w = shot.shape[:2]
+        tgt = self.control_points(want_lm)
+        src = self.control_points(self.bank.landmarks[item])
+        x0, y0 = np.floor(np.maximum(tgt.min(0), 0)).astype(int)
+        x1, y1 = np.ceil(np.minimum(tgt.max(0), [w - 1, h - 1])).astype(int) + 1
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return shot
+        rw, rh = int(x1 - x0), int(y1 - y0)
+        frags = rasterize(torch.from_numpy(tgt - np.array([x0, y0], np.float32)).to(self.device),
+                          torch.zeros(len(tgt), device=self.device), self.faces_t, rh, rw)
+        tri = frags.tri.cpu().numpy()
+        covered = tri >= 0
+        bary = frags.bary.cpu().numpy()
+        corners = src[self.faces[np.maximum(tri, 0)]]  # (rh, rw, 3, 2)
+        sxy = (bary[..., None] * corners).sum(2).astype(np.float32)
+        crop = self._crop(item)
+        warped = cv2.remap(crop, sxy[..., 0], sxy[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+        region = shot[y0:y1, x0:x1]
+        fw = face_width(shot_lm)
+        mask = self.region_mask(shot_lm, want_lm, (x0, y0), (rw, rh)) & covered.astype(np.uint8)
+        alpha = _smooth_mask(mask, 0.06 * fw) * float(strength)
+        # light: the shot's low frequencies over the cheeks and chin, where both show skin
+        mouth = np.zeros_like(mask)
+        for lm in (shot_lm, want_lm):
+            cv2.fillPoly(mouth, [np.round(lm[48:60] - [x0, y0]).astype(np.int32)], 1)
+        mouth = cv2.dilate(mouth, np.ones((3, 3), np.uint8), iterations=max(1, int(0.03 * fw)))
+        weight = (cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, int(0.05 * fw)))
+                  & covered.astype(np.uint8) & (1 - mouth)).astype(np.float32)
+        sigma = max(2.0, 0.12 * fw)
+        diff = (region.astype(np.float32) - warped.astype(np.float32)) * weight[..., None]
+        num = cv2.GaussianBlur(diff, (0, 0), sigma)
+        den = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+        light = np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0)
+        fixed = warped.astype(np.float32) + light
+        out = shot.copy()
+        a = alpha[..., None]
+        out[y0:y1, x0:x1] = np.clip(region.astype(np.float32) * (1 - a) + fixed * a + 0.5, 0, 255).astype(np.uint8)
+        return out

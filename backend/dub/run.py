@@ -1,0 +1,264 @@
+"""`dub_shot`: a shot + a new line (audio, or a take / tracked curves) -> the shot with the new mouth.
+
+Outputs in DIR: frame_00001.<ext>... (every frame of the shot, at its resolution: the dubbed ones
+and the rest as filmed), dub.json (what was done, per frame: dubbed or as filmed and which bank
+frame), and with mp4=True dub.mp4 carrying the new sound (a take: the shot's own sound)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import BadAudio, BadRequest, Cancelled, TooLarge
+from .bank import BankBuilder, MouthBank, shape_feature
+from .shot import Shot, ShotLandmarks, find_landmarks, smooth_landmarks
+
+DUB_VERSION = "bank-warp 1"
+Progress = Callable[[float, str], None]
+
+
+def _quiet(_f: float, _s: str) -> None:
+    pass
+
+
+def load_curves(path) -> tuple[np.ndarray, float, str]:
+    """A take (take_K.npz) or tracked curves (`flowvq track` npz: expression (T,64) and fps)."""
+    import zipfile
+
+    from flowvq_shared.takes import Take
+
+    from ..errors import readable_file
+
+    path = readable_file(path, "take file", BadRequest)
+    if not zipfile.is_zipfile(path):
+        raise BadRequest(f"not a take or curves file: {path} (truncated, or not an .npz)")
+    try:
+        take = Take.load(path)
+        return take.expression, float(take.fps), f"take {path.name} (seed {take.seed}, {take.emotion})"
+    except Exception:  # noqa: BLE001 - not a take: try plain tracked curves below
+        pass
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            expr = np.asarray(z["expression"], np.float32)
+            fps = float(z["fps"]) if "fps" in z.files else 0.0
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise BadRequest(f"{path.name}: neither a take nor tracked curves ({e})") from None
+    if expr.ndim != 2 or expr.shape[1] != 64 or len(expr) == 0 or not np.isfinite(expr).all():
+        raise BadRequest(f"{path.name}: expression must be (T, 64) finite numbers, got {expr.shape}")
+    if not (math.isfinite(fps) and 1.0 <= fps <= 240.0):
+        raise BadRequest(f"{path.name}: no usable fps in the file (got {fps})")
+    return expr, fps, f"curves {path.name}"
+
+
+def bank_for(actor, shot: Shot, lms: ShotLandmarks, log) -> tuple[MouthBank, str]:
+    """The actor's mouth bank when the profile has one, else one built from the shot itself."""
+    if actor is not None:
+        path = Path(actor) / "bank" / "mouth.npz"
+        if path.is_file():
+            return MouthBank.load(path), f"actor {Path(actor).name} ({path})"
+        log(f"note: {Path(actor).name} has no mouth bank (learned before dubbing existed): "
+            f"using the shot's own frames; `flowvq actor bank` adds one")
+    builder = BankBuilder()
+    src = builder.add_source(shot.path.name)
+    for i, rgb in enumerate(shot.frames_rgb()):
+        if i < shot.frames and lms.found[i]:
+            builder.add(src, i, rgb, lms.landmarks[i])
+    return builder.build(), f"the shot itself ({shot.path.name})"
+
+
+def bank_from_videos(videos, max_seconds: float | None = None, progress: Progress | None = None,
+                     cancel: threading.Event | None = None) -> MouthBank:
+    """A mouth bank from footage of one person (every frame with a face, up to max_seconds of each)."""
+    from .bank import MAX_ITEMS
+
+    report = progress or _quiet
+    shots = [Shot.open(v) for v in videos]
+    total = sum(min(s.frames, int(s.fps * max_seconds) if max_seconds else s.frames) for s in shots)
+    builder = BankBuilder(stride=max(1, math.ceil(total / MAX_ITEMS)))
+    for k, shot in enumerate(shots):
+        if max_seconds:
+            shot = replace(shot, frames=min(shot.frames, int(math.floor(shot.fps * max_seconds))))
+        lms = find_landmarks(shot, lambda f, s: report((k + f) / len(shots), s), cancel)
+        src = builder.add_source(shot.path.name)
+        for i, rgb in enumerate(shot.frames_rgb()):
+            if i >= shot.frames:
+                break
+            if lms.found[i]:
+                builder.add(src, i, rgb, lms.landmarks[i])
+    return builder.build()
+
+
+def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, settings=None, fmt: str = "png",
+             mp4: bool = False, models=None, progress: Progress | None = None,
+             cancel: threading.Event | None = None, on_frame=None, log=print) -> dict:
+    """Dub `video` with `audio` (generated through the FCG, the actor's when given) or `take` (a take or
+    tracked-curves file, or (expression, fps)). on_frame(i, rgb) sees every written frame."""
+    from flowvq_shared.settings import FPS_RANGE, GenerateSettings
+
+    from ..render import writers
+    from ..tracker.track import fit_landmarks
+    from ..facemodel import Camera, load_face_model
+    from .composite import Compositor
+    from .select import choose
+    from .targets import line_weight, resample, wanted_landmarks
+
+    report = progress or _quiet
+    if fmt not in writers.FORMATS:
+        raise BadRequest(f"unknown frame format {fmt!r}; use one of {', '.join(writers.FORMATS)}")
+    if (audio is None) == (take is None):
+        raise BadRequest("give the new line as audio or as a take (one of them)")
+    if actor is not None:
+        from ..actor.profile import ActorProfile
+
+        ActorProfile.load(actor)  # strict: a broken profile is refused before any work
+    t0 = time.perf_counter()
+    shot = Shot.open(video)
+    new_audio = None
+    if audio is not None:
+        from ..audio import load_audio
+
+        new_audio = load_audio(audio) if not hasattr(audio, "samples") else audio
+        _check_length(new_audio.duration, shot)
+    else:
+        expr_in, fps_in, label = take if isinstance(take, tuple) else load_curves(take)
+        if isinstance(take, tuple):
+            label = "curves"
+        _check_length(len(expr_in) / fps_in, shot)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report(0.0, "finding the face")
+    lms = find_landmarks(shot, lambda f, s: report(0.3 * f, s), cancel)
+    for note in lms.notes:
+        log(f"note: {note}")
+    smooth = smooth_landmarks(lms.landmarks, lms.found)
+    report(0.3, "fitting the face")
+    model = load_face_model("default")
+    camera = Camera.for_image(shot.width, shot.height)
+    fit = fit_landmarks(lms.landmarks, lms.found, lms.score, camera, model, shot.fps)
+    if new_audio is not None:
+        report(0.4, "generating the mouth")
+        from .. import jobs
+
+        s = settings or GenerateSettings()
+        s = replace(s, takes=1, fps=float(np.clip(shot.fps, *FPS_RANGE)))
+        models = models or jobs.Models()
+        line = jobs.generate(models, new_audio, s, actor=actor)[0]
+        expr_in, fps_in = line.expression, float(line.fps)
+        label = f"audio {getattr(new_audio, 'sha256', '')[:12]} -> take 1 (seed {s.seed}, {s.emotion})"
+    report(0.5, "choosing mouths")
+    new_expr, inside = resample(expr_in, fps_in, shot.frames, shot.fps)
+    weight = line_weight(inside, shot.fps) * lms.found
+    want = wanted_landmarks(model, fit.identity, camera, fit.expression, fit.pose, smooth, new_expr, weight)
+    if bank is None:
+        bank, bank_label = bank_for(actor, shot, lms, log)
+    else:
+        bank_label = str(bank) if isinstance(bank, (str, Path)) else "given"
+        bank = MouthBank.load(bank) if isinstance(bank, (str, Path)) else bank
+    active = weight > 0
+    feats = np.zeros((shot.frames, bank.features.shape[1]), np.float32)
+    for i in np.nonzero(active)[0]:
+        feats[i] = shape_feature(want[i])
+    pick = choose(feats, bank.features, bank.successor(), valid=active)
+    comp = Compositor(bank)
+
+    manifest = {
+        "kind": "flowvq-dub", "format": fmt, "frames": shot.frames, "fps": shot.fps, "width": shot.width,
+        "height": shot.height, "shot": {"file": str(shot.path), "sha256": _sha256(shot.path)},
+        "line": label, "line_frames": int(inside.sum()), "actor": None if actor is None else str(actor),
+        "bank": {"from": bank_label, "frames": len(bank)}, "versions": {"dub": DUB_VERSION},
+        "notes": list(lms.notes), "complete": False,
+    }
+    _write_json(out / "dub.json", manifest)
+    sound = None
+    if mp4:
+        sound = Path(audio) if new_audio is not None and isinstance(audio, (str, Path)) else None
+        if sound is None and new_audio is not None:
+            sound = _write_wav(out / ".dub_sound.wav", new_audio.samples)
+        if sound is None and _has_audio(shot.path):
+            sound = shot.path
+    video = writers.Mp4Writer(out / "dub.mp4", shot.width, shot.height, shot.fps, shot.frames, sound) if mp4 else None
+    per_frame = []
+    t_synth = 0.0
+    try:
+        for i, rgb in enumerate(shot.frames_rgb()):
+            if i >= shot.frames:
+                break
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("dub cancelled")
+            if active[i] and pick[i] >= 0:
+                ts = time.perf_counter()
+                rgb = comp.frame(rgb, smooth[i], want[i], int(pick[i]), strength=float(weight[i]))
+                t_synth += time.perf_counter() - ts
+                per_frame.append(int(pick[i]))
+            else:
+                per_frame.append(-1)
+            writers.write_frame(out, i, rgb, fmt)
+            if video is not None:
+                video.add(rgb)
+            if on_frame is not None:
+                on_frame(i, rgb)
+            report(0.5 + 0.5 * (i + 1) / shot.frames, "dubbing")
+    except BaseException:
+        if video is not None:
+            video.abort()
+        raise
+    if video is not None:
+        manifest["mp4"] = str(video.close())
+        manifest["mp4_sound"] = None if sound is None else ("the new line" if new_audio is not None else "the shot's own")
+    (out / ".dub_sound.wav").unlink(missing_ok=True)
+    dubbed = int(sum(p >= 0 for p in per_frame))
+    manifest.update(complete=True, dubbed_frames=dubbed, bank_frame=per_frame,
+                    seconds=round(time.perf_counter() - t0, 3),
+                    synthesis_fps=round(dubbed / t_synth, 2) if t_synth > 0 else None, out_dir=str(out))
+    _write_json(out / "dub.json", manifest)
+    return manifest
+
+
+def _check_length(seconds: float, shot: Shot) -> None:
+    if seconds > shot.duration + 0.5 / shot.fps:
+        raise TooLarge(f"the new line is {seconds:.2f} s but the shot is {shot.duration:.2f} s "
+                       f"({shot.frames} frames at {shot.fps:.3f} fps): a dub cannot run past its shot")
+
+
+def _has_audio(path: Path) -> bool:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    p = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)],
+                       capture_output=True, timeout=60)
+    return ": Audio:" in p.stderr.decode(errors="replace")
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    import wave
+
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)

@@ -1,0 +1,58 @@
+"""Where the dubbed mouth goes: the new line's mouth channels put on the shot's own face.
+
+The shot is fitted (identity, per-frame expression and pose); the wanted expression is the shot's
+with its jaw, lip, chin, cheek-puff and tongue channels taken from the new line. Both are posed
+and projected with the shot's camera, and their landmark difference is added to the shot's own
+dlib landmarks, so the fit's error cancels and a dub with the shot's own curves wants exactly the
+shot's mouth."""
+from __future__ import annotations
+
+import numpy as np
+
+from flowvq_shared.channels import EXPRESSION_NAMES, N_EXPRESSION
+
+MOUTH_PREFIXES = ("jaw", "mouth", "lip", "chin", "cheekPuff", "tongue")
+MOUTH = np.array([any(n.startswith(p) for p in MOUTH_PREFIXES) for n in EXPRESSION_NAMES])
+FADE_S = 0.2  # after the new line ends, the shot's own mouth comes back over this long
+
+
+def resample(curves: np.ndarray, fps_in: float, n_out: int, fps_out: float) -> tuple[np.ndarray, np.ndarray]:
+    """Curves at fps_in -> n_out frames at fps_out (linear); also (n_out,) True where the line still runs."""
+    curves = np.asarray(curves, np.float32)
+    t_out = np.arange(n_out) / fps_out
+    pos = t_out * fps_in
+    last = len(curves) - 1
+    inside = pos <= last + 1e-6
+    pos = np.clip(pos, 0, last)
+    i0 = np.floor(pos).astype(int)
+    i1 = np.minimum(i0 + 1, last)
+    f = (pos - i0)[:, None].astype(np.float32)
+    return curves[i0] * (1 - f) + curves[i1] * f, inside
+
+
+def line_weight(inside: np.ndarray, fps: float) -> np.ndarray:
+    """1 while the line runs, then down to 0 over FADE_S (the shot's mouth returns, no pop)."""
+    w = inside.astype(np.float32)
+    if inside.all() or not inside.any():
+        return w
+    end = int(np.nonzero(inside)[0].max()) + 1
+    n = max(1, int(round(FADE_S * fps)))
+    for k in range(n):
+        if end + k < len(w):
+            w[end + k] = 1.0 - (k + 1) / (n + 1)
+    return w
+
+
+def wanted_landmarks(model, identity, camera, shot_expression: np.ndarray, shot_pose: np.ndarray,
+                     shot_lm: np.ndarray, new_expression: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(T,68,2): the shot's landmarks with the mouth moved from its own expression to the new one."""
+    shot_expression = np.asarray(shot_expression, np.float32)
+    delta = (np.asarray(new_expression, np.float32) - shot_expression) * MOUTH[None, :]
+    want_expr = shot_expression + delta * np.asarray(weight, np.float32)[:, None]
+    assert want_expr.shape[1] == N_EXPRESSION
+
+    def project(expr):
+        lm3 = model.landmarks(expr, identity)  # (T,68,3) model space
+        return model.project(model.pose(lm3, shot_pose), camera)
+
+    return (shot_lm + project(want_expr) - project(shot_expression)).astype(np.float32)
