@@ -20,7 +20,7 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measure speed (FCG takes, plates) -> docs/benchmarks.md")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--only", choices=["fcg", "plates"], action="append",
+    p.add_argument("--only", choices=["fcg", "plates", "dub"], action="append",
                    help="measure only these parts (repeatable)")
     p.add_argument("--write", default=str(DOC), help="markdown file to update ('' = don't)")
     p.add_argument("--json", help="also write the raw numbers as JSON here")
@@ -174,21 +174,68 @@ def bench_plates(device: str, repeats: int) -> list[dict]:
     return rows
 
 
+DUB_SHOTS = (("512 px", "dfrf_cnn2_25fps_71s.mp4", 30.0), ("1080x1920", "latentsync_demo1_video_woman_outdoor_10s.mp4", 2.0))
+
+
+def bench_dub(device: str, repeats: int) -> list[dict]:
+    """Dubbing 2 s of a real shot (../shared/data/video_with_audio) with a take: the whole job (face
+    found and fitted, bank from the shot itself, frames to PNG) and the synthesis alone."""
+    import tempfile
+
+    import numpy as np
+
+    from .dub import dub_shot
+    from .dub.measure import cut
+    from flowvq_shared.channels import CHANNEL_INDEX
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "video_with_audio"
+    rows = []
+    t = np.arange(50) / 25.0
+    exp = np.zeros((50, 64), np.float32)
+    exp[:, CHANNEL_INDEX["jawOpen"]] = 0.4 * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    for label, name, start in DUB_SHOTS:
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"{root / name} (the development shots are not on this machine)")
+        with tempfile.TemporaryDirectory() as d:
+            shot = cut(root / name, Path(d) / "shot.mp4", start=start, length=2.0)
+            stages: dict = {}
+            clock = {"stage": None, "t": time.perf_counter()}
+
+            def progress(_f, stage):
+                now = time.perf_counter()
+                if clock["stage"] is not None:
+                    stages[clock["stage"]] = stages.get(clock["stage"], 0.0) + now - clock["t"]
+                clock.update(stage=stage, t=now)
+
+            t0 = time.perf_counter()
+            m = dub_shot(shot, Path(d) / "out", take=(exp, 25.0), progress=progress, log=lambda *_: None)
+            progress(1.0, None)
+            wall = time.perf_counter() - t0
+        n = m["frames"]
+        rows.append({"job": f"dub: 2 s shot at {label} ({n} frames), whole job to PNG", "device": "cpu",
+                     "median_s": wall, "runs": 1, "fps": n / wall, "stages": stages})
+        rows.append({"job": f"dub: synthesis only at {label} (bank pick, warp, light, blend)", "device": "cpu",
+                     "median_s": m["dubbed_frames"] / m["synthesis_fps"], "runs": 1, "fps": m["synthesis_fps"]})
+    return rows
+
+
 def run(args) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    parts = args.only or ["fcg", "plates"]
+    parts = args.only or ["fcg", "plates", "dub"]
     rows: list[dict] = []
     notes: list[str] = []
     with busy_loops(args.busy):
-        for part, fn in (("fcg", bench_fcg), ("plates", bench_plates)):
+        for part, fn in (("fcg", bench_fcg), ("plates", bench_plates), ("dub", bench_dub)):
             if part not in parts:
                 continue
             try:
                 rows += fn(device, args.repeats)
             except ImportError as e:
                 notes.append(f"{part}: not built yet ({e})")
+            except FileNotFoundError as e:
+                notes.append(f"{part}: no input: {e}")
             except Exception as e:  # noqa: BLE001 - a benchmark reports what failed and goes on
                 notes.append(f"{part}: {type(e).__name__}: {getattr(e, 'message', e)}")
     desc = machine(device) + (f", with {args.busy} busy loops (`yes > /dev/null`) running" if args.busy else "")

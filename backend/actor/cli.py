@@ -22,6 +22,11 @@ def register(sub) -> None:
     lrn.add_argument("--keep-work", action="store_true", help="keep work/ (tracks, datasets) after success")
     lrn.add_argument("-q", "--quiet", action="store_true")
     lrn.set_defaults(func=_cmd_learn)
+    bank = asub.add_parser("bank", help="add a mouth bank (their own lower face, for `flowvq dub`) to a profile")
+    bank.add_argument("actor_dir", metavar="ACTOR_DIR")
+    bank.add_argument("videos", nargs="+", metavar="VIDEO", help="footage of the same person")
+    bank.add_argument("--max-seconds", type=float, default=None, help="use only the first S seconds of each video")
+    bank.set_defaults(func=_cmd_bank)
     show = asub.add_parser("show", help="print a profile's actor.json after loading it strictly")
     show.add_argument("actor_dir")
     show.set_defaults(func=_cmd_show)
@@ -38,6 +43,15 @@ def _cmd_learn(args) -> int:
     learn(args.videos, args.output, holdout=args.holdout, steps=args.steps, lr=args.lr, batch=args.batch,
           max_seconds=args.max_seconds, actor_id=args.actor_id, progress=not args.quiet,
           keep_work=args.keep_work, log=(lambda *_: None) if args.quiet else print)
+    return 0
+
+
+def _cmd_bank(args) -> int:
+    from .learn import add_mouth_bank
+    from ..render.mouth_bank import MouthBank
+
+    path = add_mouth_bank(args.actor_dir, args.videos, args.max_seconds)
+    print(f"{path}: {len(MouthBank.load(path))} frames")
     return 0
 
 

@@ -452,6 +452,48 @@ def write_bank(actor_dir: Path, sources, tracks, bank_size: int) -> None:
               camera=tracks[0].camera.to_array())
 
 
+def write_mouth_bank(actor_dir: Path, sources, tracks) -> None:
+    """bank/mouth.npz from the tracked footage: every frame's lower face with its landmarks."""
+    import math
+
+    from ..render.mouth_bank import MAX_ITEMS, BankBuilder
+    from ..tracker.follow import Shot
+
+    path = actor_dir / "bank" / "mouth.npz"
+    if path.exists():
+        return
+    total = sum(int(t.face_found.sum()) for t in tracks)
+    builder = BankBuilder(stride=max(1, math.ceil(total / MAX_ITEMS)))
+    for src, tr in zip(sources, tracks):
+        k = builder.add_source(src["file"])
+        for i, rgb in enumerate(Shot.open(src["path"]).frames_rgb()):
+            if i >= len(tr.face_found):
+                break
+            if tr.face_found[i]:
+                builder.add(k, i, rgb, tr.landmarks[i])
+    builder.build().save(path)
+
+
+def add_mouth_bank(actor_dir, videos, max_seconds: float | None = None, progress=None) -> Path:
+    """`flowvq actor bank`: give a profile (one learned before dubbing existed) a mouth bank from
+    footage of the same person; actor.json names it, and the profile must load strictly after."""
+    from ..render.mouth_bank import bank_from_videos
+
+    actor_dir = Path(actor_dir)
+    profile = ActorProfile.load(actor_dir)
+    for v in videos:
+        if not Path(v).is_file():
+            raise BadRequest(f"no such video: {v}")
+    bank = bank_from_videos(videos, max_seconds=max_seconds, progress=progress)
+    bank.save(actor_dir / "bank" / "mouth.npz")
+    doc = dict(profile.doc)
+    doc["files"] = {**doc["files"], "mouth_bank": "bank/mouth.npz"}
+    doc["mouth_bank"] = {"frames": len(bank), "sources": bank.sources, "max_seconds": max_seconds}
+    _write_json(actor_dir / "actor.json", doc)
+    ActorProfile.load(actor_dir)
+    return actor_dir / "bank" / "mouth.npz"
+
+
 # ---- the whole thing --------------------------------------------------------------------------
 
 def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4, batch: int = 64,
@@ -554,6 +596,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     say("bank")
     t0 = time.time()
     write_bank(out, sources, tracks, bank_size)
+    write_mouth_bank(out, sources, tracks)
     done("bank", t0)
     bar.close()
 
@@ -571,7 +614,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         "finetune": {k: v for k, v in ft.items() if k != "history"} | {"history": ft.get("history", [])[-20:]},
         "estimated": est,
         "fit": fit,
-        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"},
+        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz", "mouth_bank": "bank/mouth.npz"},
         "timing_s": timing,
         "learn_seconds": round(sum(timing.values()), 1),
         "learn_seconds_per_minute_of_footage": round(sum(timing.values()) / max(footage / 60, 1e-9), 1),

@@ -3,7 +3,8 @@
     ACTOR_DIR/
       actor.json   format, id, sources (sha256), settings, what was estimated, the measured fit
       fcg.pt       the fine-tuned FCG (float16, like the shipped checkpoint)
-      bank/        bank.npz (their tracked curves for the bank frames, identity, camera) + frame_XX.png
+      bank/        bank.npz (their tracked curves for the bank frames, identity, camera) + frame_XX.png;
+                   mouth.npz (their lower face in every frame, for dubbing: render/mouth_bank.py)
 
 `ActorGenerator` wraps the pipeline's `Generator` over the actor's checkpoint and applies what a
 fine-tune should not have to learn: the lead of their lips over their sound (a time shift of the
@@ -58,6 +59,13 @@ class ActorProfile:
     @property
     def checkpoint(self) -> Path:
         return self.path / self.doc["files"]["fcg"]
+
+    @property
+    def mouth_bank(self) -> Path | None:
+        """bank/mouth.npz: their own lower-face frames for dubbing and plates (None in profiles
+        learned before it existed; `flowvq actor bank` adds one)."""
+        rel = self.doc["files"].get("mouth_bank")
+        return None if rel is None else self.path / rel
 
     @property
     def estimated(self) -> dict:

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BadAudio, BadRequest, Cancelled, TooLarge
-from .bank import BankBuilder, MouthBank, shape_feature
-from .shot import Shot, ShotLandmarks, find_landmarks, smooth_landmarks
+from ..render.mouth_bank import BankBuilder, MouthBank, shape_feature
+from ..tracker.follow import Shot, ShotLandmarks, find_landmarks, smooth_landmarks
 
 DUB_VERSION = "bank-warp 1"
 Progress = Callable[[float, str], None]
@@ -60,9 +60,11 @@ def load_curves(path) -> tuple[np.ndarray, float, str]:
 def bank_for(actor, shot: Shot, lms: ShotLandmarks, log) -> tuple[MouthBank, str]:
     """The actor's mouth bank when the profile has one, else one built from the shot itself."""
     if actor is not None:
-        path = Path(actor) / "bank" / "mouth.npz"
-        if path.is_file():
-            return MouthBank.load(path), f"actor {Path(actor).name} ({path})"
+        from ..actor.profile import ActorProfile
+
+        profile = ActorProfile.load(actor)
+        if profile.mouth_bank is not None:
+            return MouthBank.load(profile.mouth_bank), f"actor {profile.id}"
         log(f"note: {Path(actor).name} has no mouth bank (learned before dubbing existed): "
             f"using the shot's own frames; `flowvq actor bank` adds one")
     builder = BankBuilder()
@@ -71,28 +73,6 @@ def bank_for(actor, shot: Shot, lms: ShotLandmarks, log) -> tuple[MouthBank, str
         if i < shot.frames and lms.found[i]:
             builder.add(src, i, rgb, lms.landmarks[i])
     return builder.build(), f"the shot itself ({shot.path.name})"
-
-
-def bank_from_videos(videos, max_seconds: float | None = None, progress: Progress | None = None,
-                     cancel: threading.Event | None = None) -> MouthBank:
-    """A mouth bank from footage of one person (every frame with a face, up to max_seconds of each)."""
-    from .bank import MAX_ITEMS
-
-    report = progress or _quiet
-    shots = [Shot.open(v) for v in videos]
-    total = sum(min(s.frames, int(s.fps * max_seconds) if max_seconds else s.frames) for s in shots)
-    builder = BankBuilder(stride=max(1, math.ceil(total / MAX_ITEMS)))
-    for k, shot in enumerate(shots):
-        if max_seconds:
-            shot = replace(shot, frames=min(shot.frames, int(math.floor(shot.fps * max_seconds))))
-        lms = find_landmarks(shot, lambda f, s: report((k + f) / len(shots), s), cancel)
-        src = builder.add_source(shot.path.name)
-        for i, rgb in enumerate(shot.frames_rgb()):
-            if i >= shot.frames:
-                break
-            if lms.found[i]:
-                builder.add(src, i, rgb, lms.landmarks[i])
-    return builder.build()
 
 
 def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, settings=None, fmt: str = "png",
@@ -105,8 +85,8 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
     from ..render import writers
     from ..tracker.track import fit_landmarks
     from ..facemodel import Camera, load_face_model
-    from .composite import Compositor
-    from .select import choose
+    from ..render.bank_composite import Compositor
+    from ..render.bank_select import choose
     from .targets import line_weight, resample, wanted_landmarks
 
     report = progress or _quiet
@@ -127,9 +107,10 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
         new_audio = load_audio(audio) if not hasattr(audio, "samples") else audio
         _check_length(new_audio.duration, shot)
     else:
-        expr_in, fps_in, label = take if isinstance(take, tuple) else load_curves(take)
         if isinstance(take, tuple):
-            label = "curves"
+            expr_in, fps_in, label = np.asarray(take[0], np.float32), float(take[1]), "curves"
+        else:
+            expr_in, fps_in, label = load_curves(take)
         _check_length(len(expr_in) / fps_in, shot)
 
     out = Path(out_dir)

@@ -19,6 +19,8 @@ def register(subparsers) -> None:
                    help="refine with a VQIG checkpoint (default: the shipped one, when present)")
     p.add_argument("--fidelity", type=float, default=0.5, help="VQIG fidelity weight w in [0, 1] (default 0.5)")
     p.add_argument("--resume", action="store_true", help="keep complete frames already in DIR")
+    p.add_argument("--actor", dest="actor_dir", metavar="ACTOR_DIR", default=None,
+                   help="an actor profile with a mouth bank: the mouth's inside from their own frames")
     p.add_argument("--model", default="default", help="face model: default, ict, or a path")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cpu for the warp, cuda for VQIG when present)")
     p.add_argument("-o", "--output", required=True, help="output folder")
@@ -36,6 +38,16 @@ def run(args) -> int:
     if not 0.0 <= args.fidelity <= 1.0:  # NaN fails too
         raise BadRequest("--fidelity must be between 0 and 1")
     take = _load_take(args.take)
+    mouth_bank = None
+    if args.actor_dir is not None:  # refused before the portrait is fitted
+        from .mouth_bank import MouthBank
+
+        actor = Path(args.actor_dir)
+        if not (actor / "actor.json").is_file():
+            raise BadRequest(f"{actor} is not an actor profile (no actor.json; `flowvq actor learn` makes one)")
+        if not (actor / "bank" / "mouth.npz").is_file():
+            raise BadRequest(f"{actor} has no mouth bank (bank/mouth.npz): `flowvq actor bank {actor} FOOTAGE` adds one")
+        mouth_bank = MouthBank.load(actor / "bank" / "mouth.npz")
     image = load_image(args.portrait)
     if args.audio is not None:  # refused here, not after every frame is rendered
         from ..errors import BadAudio, readable_file
@@ -53,7 +65,7 @@ def run(args) -> int:
         manifest = write_plates(args.take, image.rgb, args.output, fmt=args.format, mp4=args.mp4,
                                 audio_path=args.audio, resume=args.resume, refine=args.refine,
                                 progress=progress, model=args.model, device=args.device,
-                                fidelity=args.fidelity)
+                                fidelity=args.fidelity, mouth_bank=mouth_bank)
     print(f"{args.output}: {manifest['frames']} frames ({manifest['width']} x {manifest['height']}, "
           f"{args.format}) in {manifest['seconds']:.1f} s" + (f", {manifest['mp4']}" if manifest.get("mp4") else ""))
     return 0

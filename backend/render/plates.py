@@ -43,7 +43,7 @@ class PlateRenderer:
     renders the portrait unchanged), or replaces it ("absolute")."""
 
     def __init__(self, portrait, model="default", refine=None, device=None, fit: PortraitFit | None = None,
-                 settings: WarpSettings = WarpSettings(), fidelity: float = 0.5):
+                 settings: WarpSettings = WarpSettings(), fidelity: float = 0.5, mouth_bank=None):
         import torch
 
         from ..facemodel import load_face_model
@@ -56,6 +56,12 @@ class PlateRenderer:
         self.warper = FaceWarper(self.portrait, self.face_model, self.fit, settings, self.device)
         self.refiner = None
         self.notes: list[str] = []
+        self.mouth = None  # the actor's own lower face (render/mouth_bank.py) instead of the painted interior
+        if mouth_bank is not None:
+            from .bank_composite import Compositor
+            from .mouth_bank import MouthBank
+
+            self.mouth = Compositor(mouth_bank if isinstance(mouth_bank, MouthBank) else MouthBank.load(mouth_bank))
         if refine is not None:
             from .refine import Refiner
 
@@ -73,7 +79,8 @@ class PlateRenderer:
 
     @property
     def versions(self) -> dict:
-        return {"renderer": RENDERER_VERSION, "face_model": self.model_name,
+        return {"renderer": RENDERER_VERSION + (" + mouth bank" if self.mouth is not None else ""),
+                "face_model": self.model_name,
                 "vqig": None if self.refiner is None else self.refiner.checkpoint}
 
     def frame(self, expression: np.ndarray, pose: np.ndarray, i: int = 0, all_expression=None, all_pose=None):
@@ -94,12 +101,22 @@ class PlateRenderer:
         pose = np.ascontiguousarray(pose, np.float32)
         validate_curves(expression, pose, 25.0)
         n = len(expression)
+        lms = pick = None
+        if self.mouth is not None:  # the whole take's mouths are chosen together (runs, few switches)
+            from .bank_select import choose
+            from .mouth_bank import shape_feature
+
+            lms = np.stack([self.warper.target_landmarks(expression[i], pose[i]) for i in range(n)])
+            pick = choose(np.stack([shape_feature(lm) for lm in lms]), self.mouth.bank.features,
+                          self.mouth.bank.successor())
         for i in range(n):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("render cancelled")
             if skip is not None and skip[i]:
                 continue
             frame = self.frame(expression[i], pose[i], i, expression, pose)
+            if pick is not None:
+                frame = self.mouth.frame(frame, lms[i], lms[i], int(pick[i]))
             if progress is not None:
                 progress(i + 1, n)
             yield i, frame
@@ -107,7 +124,7 @@ class PlateRenderer:
 
 def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, audio_path=None, resume: bool = False,
                  refine=None, progress=None, cancel=None, model="default", fit: PortraitFit | None = None,
-                 device=None, fidelity: float = 0.5) -> dict:
+                 device=None, fidelity: float = 0.5, mouth_bank=None) -> dict:
     """Render a take's plates into out_dir: frame_00001.<ext>..., plates.json, optional plates.mp4."""
     from flowvq_shared.takes import Take
     from . import writers
@@ -128,7 +145,8 @@ def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, a
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    renderer = PlateRenderer(portrait, model=model, refine=refine, fit=fit, device=device, fidelity=fidelity)
+    renderer = PlateRenderer(portrait, model=model, refine=refine, fit=fit, device=device, fidelity=fidelity,
+                             mouth_bank=mouth_bank)
     n = take.n_frames
     done = writers.complete_frames(out, fmt, n) if resume else [False] * n
     h, w = portrait.shape[:2]

@@ -102,6 +102,17 @@ class FaceWarper:
         base = self.identity_shape + np.tensordot(expression, self.model.deltas, axes=(0, 0))
         return self.model.pose(base, self.fit.pose + np.asarray(pose_delta, np.float32))
 
+    def target_landmarks(self, expression: np.ndarray, pose_delta: np.ndarray) -> np.ndarray:
+        """(68,2) portrait pixels where the frame's landmarks land: the portrait's detected landmarks
+        moved by the model's landmark motion (the fit's error cancels, as in dubbing)."""
+        lm = self.model.landmarks68
+        expression = np.asarray(expression, np.float32)
+        if self.settings.expression_mode == "relative":
+            expression = self.fit.expression + expression
+        base = self.identity_shape[lm] + np.tensordot(expression, self.model.deltas[:, lm], axes=(0, 0))
+        cam = self.model.pose(base, self.fit.pose + np.asarray(pose_delta, np.float32))
+        return (self.fit.landmarks + self.model.project(cam, self.fit.camera) - self.src_px[lm]).astype(np.float32)
+
     def _mouth_visibility(self, cam_v: np.ndarray) -> float:
         lm = cam_v[self.model.landmarks68]
         gap = float(np.linalg.norm(lm[[61, 62, 63]] - lm[[67, 66, 65]], axis=1).mean())

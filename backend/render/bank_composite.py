@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..render.raster import rasterize
-from .bank import MouthBank, apply, canonical, face_width, invert
+from .raster import rasterize
+from .mouth_bank import MouthBank, apply, canonical, face_width, invert
 
 RING = 16
 
@@ -69,7 +69,12 @@ class Compositor:
             nose = lm[33]
             jaw = lm[2:15]
             out = jaw + (jaw - nose) / np.maximum(np.linalg.norm(jaw - nose, axis=1, keepdims=True), 1e-6) * 0.06 * fw
-            poly = np.concatenate([out, lm[[35, 34, 33, 32, 31]]]) - np.array([x0, y0], np.float32)
+            poly = np.concatenate([out, lm[[35, 34, 33, 32, 31]]])
+            # nothing above the nose base (in the face's own frame) is replaced: eyes, brows, upper cheeks
+            _, m = canonical(lm)
+            c = apply(m, poly)
+            c[:, 1] = np.maximum(c[:, 1], c[-5:, 1].min())
+            poly = apply(invert(m), c) - np.array([x0, y0], np.float32)
             cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
         return mask
 

@@ -1,4 +1,4 @@
-"""A shot to dub: its frames read one at a time, its face's landmarks found and followed.
+"""A filmed shot (to dub, or an actor's footage): its frames read one at a time, its face's landmarks found and followed.
 
 Landmarks: dlib on every frame, looking first near the last frame's face (a crop scaled so the face
 is ~160 px: a 100 px face in a 1080x1920 frame costs what a close-up does) and on the whole frame
@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..errors import BadImage, BadRequest, Cancelled, NoFace
+from flowvq.errors import BadImage, BadRequest, Cancelled, NoFace
 
 COUNT_EVERY = 25
 MAX_MULTI_FACE = 0.25  # as for an actor's footage: a second face in more frames than this refuses the shot
@@ -33,7 +33,7 @@ class Shot:
         """Probe the header (refusals in one line), then count the frames that decode."""
         import cv2
 
-        from ..video import probe_video
+        from flowvq.video import probe_video
 
         info = probe_video(path)
         cap = cv2.VideoCapture(str(path))
@@ -85,7 +85,7 @@ class ShotLandmarks:
 
 
 def _shape(gray, rect):
-    from ..tracker.dlib_models import dlib_models
+    from .dlib_models import dlib_models
 
     s = dlib_models().predictor(gray, rect)
     return np.array([[p.x, p.y] for p in s.parts()], np.float32)
@@ -96,7 +96,7 @@ def _detect_near(gray: np.ndarray, box):
     import cv2
     import dlib
 
-    from ..tracker.dlib_models import dlib_models
+    from .dlib_models import dlib_models
 
     x0, y0, x1, y1 = box
     size = max(x1 - x0, y1 - y0)
@@ -121,7 +121,7 @@ def _detect_near(gray: np.ndarray, box):
 
 def _detect_all(gray: np.ndarray):
     """Every face on the whole frame (one upsampling when none is found on a small frame)."""
-    from ..tracker.dlib_models import dlib_models
+    from .dlib_models import dlib_models
 
     det = dlib_models().detector
     rects, scores, _ = det.run(gray, 0, 0.0)

@@ -16,6 +16,7 @@ frame, on regions placed by the real frame's dlib landmarks:
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import subprocess
 import time
@@ -60,9 +61,9 @@ def _sharp(a: np.ndarray, box) -> float:
 
 def compare(real_frames, result_frames, lag_window: int = 0) -> dict:
     """Real vs result frame sequences (equal length, RGB uint8) -> the measures above."""
-    from .faces import identity_distance, measure_face, pearson
-    from .lipsync import best_lag_corr
-    from .mouth import fill_nan, lip_gap
+    from ..evaluate.faces import identity_distance, measure_face, pearson
+    from ..evaluate.lipsync import best_lag_corr
+    from ..evaluate.mouth import fill_nan, lip_gap
 
     gaps_r, gaps_d, up, mouth, sharp, ident = [], [], [], [], [], []
     missing = 0
@@ -112,7 +113,7 @@ def cut(src: Path, dst: Path, start: float | None = None, length: float | None =
 
 
 def frames_of(path: Path):
-    from ..dub.shot import Shot
+    from ..tracker.follow import Shot
 
     return list(Shot.open(path).frames_rgb())
 
@@ -131,8 +132,8 @@ def baseline_portrait(tail: Path, track_npz: Path) -> list[np.ndarray]:
 
 
 def evaluate_shot(video: Path, learn_s: float, dub_s: float, work: Path, actor_dir: Path | None, log=print) -> dict:
-    from ..dub import dub_shot
-    from ..dub.shot import Shot
+    from .run import dub_shot
+    from ..tracker.follow import Shot
     from ..render.writers import frame_name, read_frame
 
     work.mkdir(parents=True, exist_ok=True)
@@ -144,11 +145,11 @@ def evaluate_shot(video: Path, learn_s: float, dub_s: float, work: Path, actor_d
 
         track_fn(str(tail)).save(track)
     real = frames_of(tail)
-    res = {"video": video.name, "learn_s": learn_s, "dub_s": dub_s, "frames": len(real),
+    res = {"video": video.name, "learn_s": learn_s, "bank": "actor profile" if actor_dir is not None else "built from the learned part", "dub_s": dub_s, "frames": len(real),
            "size": f"{shot.width}x{shot.height}", "fps": round(shot.fps, 3)}
     bank = None
     if actor_dir is None or not (actor_dir / "bank" / "mouth.npz").exists():
-        from ..dub.run import bank_from_videos
+        from ..render.mouth_bank import bank_from_videos
 
         bank_path = work / "bank.npz"
         if not bank_path.exists():
@@ -167,14 +168,41 @@ def evaluate_shot(video: Path, learn_s: float, dub_s: float, work: Path, actor_d
     return res
 
 
+BARS = {"curves": {"lip_r": 0.8}, "audio": {"lip_r": 0.45}}
+
+
+def markdown(results: list[dict], command: str, machine: str) -> str:
+    """The evaluation part (docs/evaluation_dub.md): one table per shot, the baseline beside."""
+    out = ["# Dubbing", "", f"Measured {time.strftime('%Y-%m-%d')} on {machine} with", "", f"    {command}", "",
+           "Each shot's tail is dubbed (a) with its own tracked curves and (b) from its own audio, and compared "
+           "with the real tail frame by frame (backend/dub/measure.py says how each measure is taken). "
+           "Baseline: today's portrait path (the tail's tracked curves rendered from its first frame). "
+           "Bars (issue #16): lip r >= 0.8 (a) and >= 0.45 (b), upper-face SSIM >= 0.9, mouth sharpness "
+           ">= 0.7 of the real frames', identity distance <= 0.4 on every sampled frame.", ""]
+    cols = [("lip_r", "lip r"), ("lag", "lag"), ("ssim_upper", "SSIM upper face"), ("ssim_mouth", "SSIM mouth"),
+            ("sharpness_ratio", "mouth sharpness / real"), ("identity_max", "identity max"),
+            ("identity_mean", "identity mean"), ("no_face_in_result", "frames dlib misses")]
+    for r in results:
+        out += [f"## {r['video']}: learned from the first {r['learn_s']:g} s, last {r['dub_s']:g} s dubbed "
+                f"({r['frames']} frames, {r['size']}, {r['fps']:g} fps; bank: {r.get('bank', 'actor')})", "",
+                "| | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for key, label in (("curves", "(a) dub, own tracked curves"), ("audio", "(b) dub, from its audio"),
+                           ("baseline_portrait", "baseline: portrait path, own curves")):
+            m = r[key]
+            out.append(f"| {label} | " + " | ".join(str(m.get(c[0])) for c in cols) + " |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flowvq.evaluate.dub", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m flowvq.dub.measure", description=__doc__.splitlines()[0])
     ap.add_argument("--video", action="append", required=True, help="shot; repeat")
     ap.add_argument("--learn", type=float, action="append", required=True, help="seconds learned from (per video)")
     ap.add_argument("--dub", type=float, action="append", required=True, help="seconds of tail dubbed (per video)")
     ap.add_argument("--actor", action="append", default=None, help="actor profile per video ('-' for none)")
     ap.add_argument("--work", default="out/eval_dub")
     ap.add_argument("-o", "--output", default="out/eval_dub/dub_eval.json")
+    ap.add_argument("--write", default=None, help="also write the evaluation part here (docs/evaluation_dub.md)")
     a = ap.parse_args(argv)
     actors = a.actor or ["-"] * len(a.video)
     results = []
@@ -184,6 +212,12 @@ def main(argv=None) -> int:
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
+    if a.write:
+        import platform
+        import sys
+
+        cmd = "python -m flowvq.dub.measure " + " ".join(sys.argv[1:] if argv is None else argv)
+        Path(a.write).write_text(markdown(results, cmd, f"{platform.machine()} CPU, {os.cpu_count()} cores"))
     return 0
 
 

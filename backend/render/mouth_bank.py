@@ -196,3 +196,28 @@ class BankBuilder:
                          landmarks=np.stack(self._lm), source=np.array(self._src, np.int32),
                          frame=np.array(self._frame, np.int32), features=np.stack(self._feat),
                          sources=list(self.sources))
+
+
+def bank_from_videos(videos, max_seconds: float | None = None, progress=None,
+                     cancel=None) -> MouthBank:
+    """A mouth bank from footage of one person (every frame with a face, up to max_seconds of each)."""
+    import math
+    from dataclasses import replace
+
+    from ..tracker.follow import Shot, find_landmarks
+
+    report = progress or (lambda f, s: None)
+    shots = [Shot.open(v) for v in videos]
+    total = sum(min(s.frames, int(s.fps * max_seconds) if max_seconds else s.frames) for s in shots)
+    builder = BankBuilder(stride=max(1, math.ceil(total / MAX_ITEMS)))
+    for k, shot in enumerate(shots):
+        if max_seconds:
+            shot = replace(shot, frames=min(shot.frames, int(math.floor(shot.fps * max_seconds))))
+        lms = find_landmarks(shot, lambda f, s: report((k + f) / len(shots), s), cancel)
+        src = builder.add_source(shot.path.name)
+        for i, rgb in enumerate(shot.frames_rgb()):
+            if i >= shot.frames:
+                break
+            if lms.found[i]:
+                builder.add(src, i, rgb, lms.landmarks[i])
+    return builder.build()
