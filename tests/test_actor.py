@@ -126,3 +126,29 @@ def test_refusals(tmp_path, capsys):
     (tmp_path / "blank.wav").symlink_to(speech)
     _refused(["actor", "learn", str(blank), "-o", out, "-q"], capsys, "no face")
     _refused(["actor", "learn", str(tmp_path / "missing.mp4"), "-o", out, "-q"], capsys, "not found")
+
+
+def test_profile_has_a_mouth_bank(learned):
+    """The profile carries their own lower face in every tracked frame (dubbing, plates)."""
+    from flowvq.actor.profile import ActorProfile
+    from flowvq.render.mouth_bank import MouthBank
+
+    profile = ActorProfile.load(learned[0])
+    bank = MouthBank.load(profile.mouth_bank)
+    assert len(bank) >= 100 and bank.sources == ["obama3.mp4"]
+    crop = bank.crop(0)
+    assert crop.ndim == 3 and min(crop.shape[:2]) >= 64
+    assert (bank.successor() >= 0).mean() > 0.9  # consecutive frames: runs the selection can play
+
+
+def test_two_faces_are_refused(tmp_path, capsys):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    video = shared_data("talking_3dmm", "video_silent", "Obama_clip3.mp4")
+    two = tmp_path / "two.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(video), "-i",
+                    str(video), "-t", "9", "-filter_complex", "hstack", "-pix_fmt", "yuv420p", str(two)], check=True)
+    (tmp_path / "two.wav").symlink_to(shared_data("talking_3dmm", "wav", "Obama_clip3.wav"))
+    _refused(["actor", "learn", str(two), "-o", str(tmp_path / "a"), "-q"], capsys, "two or more faces")

@@ -46,7 +46,9 @@ def apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def invert(m: np.ndarray) -> np.ndarray:
-    a = np.linalg.inv(m[:, :2])
+    (p, q), (r, t) = m[:, :2]
+    det = p * t - q * r
+    a = np.array([[t, -q], [-r, p]]) / det
     return np.concatenate([a, (-a @ m[:, 2])[:, None]], 1)
 
 
