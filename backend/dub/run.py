@@ -204,7 +204,9 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
 
 
 def _check_length(seconds: float, shot: Shot) -> None:
-    if seconds > shot.duration + 0.5 / shot.fps:
+    # a shot's own sound often runs a few ms past its last frame (AAC priming and padding): a frame or
+    # 0.1 s of slack, and what is past the shot is not dubbed
+    if seconds > shot.duration + max(1.0 / shot.fps, 0.1):
         raise TooLarge(f"the new line is {seconds:.2f} s but the shot is {shot.duration:.2f} s "
                        f"({shot.frames} frames at {shot.fps:.3f} fps): a dub cannot run past its shot")
 

@@ -37,6 +37,9 @@ class WarpSettings:
             raise ValueError(f"expression_mode must be relative or absolute, got {self.expression_mode!r}")
 
 
+SEAM_PX = 3.0  # working-grid pixels over which the head's outline eases into the surrounding fill
+
+
 def _smoothstep(x):
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
@@ -159,7 +162,7 @@ class FaceWarper:
         gy = (np.arange(wh, dtype=np.float32) + 0.5) / sy - 0.5 + y0
         px, py = np.meshgrid(gx, gy)
         d = np.stack([img[..., 0] - px, img[..., 1] - py], -1) * known[..., None]
-        d = self._extend(d, known, ramp, (ww, wh))
+        d = self._extend(d, known, ramp, (ww, wh), covered)
 
         # full-resolution resampling of the region
         d_full = cv2.resize(d, (rw, rh), interpolation=cv2.INTER_LINEAR)
@@ -174,8 +177,10 @@ class FaceWarper:
         return out
 
     @staticmethod
-    def _extend(d: np.ndarray, known: np.ndarray, ramp: float, size) -> np.ndarray:
-        """Fill the displacement outside `known` smoothly and fade it to zero over `ramp` pixels."""
+    def _extend(d: np.ndarray, known: np.ndarray, ramp: float, size, covered: np.ndarray | None = None) -> np.ndarray:
+        """Fill the displacement outside `known` smoothly and fade it to zero over `ramp` pixels.
+        Inside the head, within SEAM_PX of its outline, the mesh's displacement eases into the fill:
+        a step there, sampled on the working grid, tore the jaw's edge when the mouth opened wide."""
         k = known.astype(np.float32)
         if k.sum() == 0:
             return np.zeros_like(d)
@@ -195,6 +200,10 @@ class FaceWarper:
         fill = a * near + (1 - a) * far
         dist = cv2.distanceTransform((1 - known).astype(np.uint8), cv2.DIST_L2, 5)
         fade = (1.0 - _smoothstep(dist / max(ramp, 1.0)))[..., None]
+        if covered is not None:
+            inside = cv2.distanceTransform(covered.astype(np.uint8), cv2.DIST_L2, 5)
+            a = _smoothstep(inside / SEAM_PX)[..., None]
+            d = a * d + (1 - a) * fill
         return np.where(known[..., None], d, fill * fade).astype(np.float32)
 
     @staticmethod
