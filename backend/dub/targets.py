@@ -1,7 +1,7 @@
 """Where the dubbed mouth goes: the new line's mouth channels put on the shot's own face.
 
 The shot is fitted (identity, per-frame expression and pose); the wanted expression is the shot's
-with its jaw, lip, chin, cheek-puff and tongue channels taken from the new line. Both are posed
+with its articulation channels (ARTICULATION) taken from the new line. Both are posed
 and projected with the shot's camera, and their landmark difference is added to the shot's own
 dlib landmarks, so the fit's error cancels and a dub with the shot's own curves wants exactly the
 shot's mouth."""
@@ -11,8 +11,14 @@ import numpy as np
 
 from flowvq_shared.channels import EXPRESSION_NAMES, N_EXPRESSION
 
-MOUTH_PREFIXES = ("jaw", "mouth", "lip", "chin", "cheekPuff", "tongue")
-MOUTH = np.array([any(n.startswith(p) for p in MOUTH_PREFIXES) for n in EXPRESSION_NAMES])
+# What a new line changes: articulation (jaw, lips' opening, rounding, spreading, pressing, tongue).
+# The shot's emotion on the mouth (smile, frown, dimples, sideways pulls, tightening, chin) is the
+# performance as filmed and stays the shot's.
+ARTICULATION = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft", "mouthLowerDownRight",
+                "mouthUpperUpLeft", "mouthUpperUpRight", "mouthPressLeft", "mouthPressRight", "mouthRollLower",
+                "mouthRollUpper", "mouthStretchLeft", "mouthStretchRight", "mouthShrugLower", "mouthShrugUpper",
+                "lipsPart", "lipBiteLower", "tongueOut", "tongueUp", "tongueBetweenTeeth")
+MOUTH = np.array([n in ARTICULATION for n in EXPRESSION_NAMES])
 FADE_S = 0.2  # after the new line ends, the shot's own mouth comes back over this long
 
 
