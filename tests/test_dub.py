@@ -163,5 +163,14 @@ def test_refusals_each_in_one_line(obama, tmp_path):
     subprocess.run([ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(obama), "-i", str(obama), "-t", "1",
                     "-filter_complex", "hstack", "-pix_fmt", "yuv420p", str(two)], check=True)
     assert "two or more faces" in _refused(run_cli(two, "--take", curves, "-o", tmp_path / "d"))
+    # a still image is not a shot; an output that is a file is refused before any work
+    still = tmp_path / "still.png"
+    import imageio.v2 as imageio
+
+    imageio.imwrite(still, frames(obama)[0])
+    assert "still image" in _refused(run_cli(still, "--take", curves, "-o", tmp_path / "e"))
+    (tmp_path / "afile").write_text("mine")
+    assert "is a file" in _refused(run_cli(obama, "--take", curves, "-o", tmp_path / "afile"))
+    assert (tmp_path / "afile").read_text() == "mine"
     # nothing was written for a refused line
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -103,8 +103,14 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
         from ..actor.profile import ActorProfile
 
         ActorProfile.load(actor)  # strict: a broken profile is refused before any work
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadRequest(f"output {out} is a file, not a folder")
     t0 = time.perf_counter()
     shot = Shot.open(video)
+    if shot.frames < 2:
+        raise BadRequest(f"{shot.path.name} is a still image (one frame), not a filmed shot; a portrait's plates "
+                         "come from `flowvq render --portrait`")
     new_audio = None
     if audio is not None:
         from ..audio import load_audio
@@ -118,7 +124,6 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
             expr_in, fps_in, label = load_curves(take)
         _check_length(len(expr_in) / fps_in, shot)
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report(0.0, "finding the face")
     lms = find_landmarks(shot, lambda f, s: report(0.3 * f, s), cancel)
