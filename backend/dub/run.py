@@ -107,9 +107,10 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
     if out.exists() and not out.is_dir():
         raise BadRequest(f"output {out} is a file, not a folder")
     t0 = time.perf_counter()
-    shot = Shot.open(video)
-    if shot.frames < 2:
-        raise BadRequest(f"{shot.path.name} is a still image (one frame), not a filmed shot; a portrait's plates "
+    still = Path(video).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr")
+    shot = None if still else Shot.open(video)
+    if still or shot.frames < 2:
+        raise BadRequest(f"{Path(video).name} is a still image, not a filmed shot; a portrait's plates "
                          "come from `flowvq render --portrait`")
     new_audio = None
     if audio is not None:
