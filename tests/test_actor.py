@@ -152,3 +152,50 @@ def test_two_faces_are_refused(tmp_path, capsys):
                     str(video), "-t", "9", "-filter_complex", "hstack", "-pix_fmt", "yuv420p", str(two)], check=True)
     (tmp_path / "two.wav").symlink_to(shared_data("talking_3dmm", "wav", "Obama_clip3.wav"))
     _refused(["actor", "learn", str(two), "-o", str(tmp_path / "a"), "-q"], capsys, "two or more faces")
+
+
+def test_portrait_plates_take_the_mouth_from_the_actors_bank(learned, tmp_path):
+    """`flowvq render --portrait IMG --actor ACTOR_DIR`: the open mouth's inside comes from their own frames
+    (the plates differ from the painted interior there, and only around the mouth)."""
+    import cv2
+
+    from flowvq.render.writers import frame_name, read_frame
+    from flowvq_shared.channels import CHANNEL_INDEX
+    from flowvq_shared.settings import GenerateSettings
+    from flowvq_shared.takes import Take
+
+    cap = cv2.VideoCapture(str(shared_data("talking_3dmm", "video_silent", "Obama_clip3.mp4")))
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    portrait = tmp_path / "portrait.png"
+    cv2.imwrite(str(portrait), bgr)
+    exp = np.zeros((12, 64), np.float32)
+    exp[:, CHANNEL_INDEX["jawOpen"]] = np.linspace(0.0, 0.6, 12)
+    take = Take(expression=exp, pose=np.zeros((12, 6), np.float32), settings=GenerateSettings(fps=25.0))
+    take_path = take.save(tmp_path / "takes")
+    runs = {}
+    for name, extra in (("painted", []), ("bank", ["--actor", str(learned[0])])):
+        out = tmp_path / name
+        assert main(["render", "--portrait", str(portrait), "--take", str(take_path), "-o", str(out), *extra]) == 0
+        runs[name] = [read_frame(out / frame_name(i, "png")) for i in range(12)]
+        doc = json.loads((out / "plates.json").read_text())
+        assert ("mouth bank" in doc["versions"]["renderer"]) == (name == "bank")
+    diff = np.abs(runs["bank"][-1].astype(int) - runs["painted"][-1].astype(int)).sum(2)
+    ys, xs = np.nonzero(diff > 30)
+    assert len(ys) > 50  # the open mouth looks different
+    h = bgr.shape[0]
+    assert ys.min() > 0.4 * h  # and nothing above the nose changed
+    assert np.array_equal(runs["bank"][0][: int(0.4 * h)], runs["painted"][0][: int(0.4 * h)])
+
+
+def test_render_actor_refusals(tmp_path, capsys):
+    portrait = shared_data("portraits")
+    img = sorted(p for p in portrait.iterdir() if p.suffix.lower() in (".jpg", ".png"))[0]
+    from flowvq_shared.settings import GenerateSettings
+    from flowvq_shared.takes import Take
+
+    take = Take(expression=np.zeros((3, 64), np.float32), pose=np.zeros((3, 6), np.float32),
+                settings=GenerateSettings(fps=25.0)).save(tmp_path / "takes")
+    _refused(["render", "--portrait", str(img), "--take", str(take), "--actor", str(tmp_path), "-o",
+              str(tmp_path / "o")], capsys, "not an actor profile")
