@@ -505,6 +505,16 @@ class Server:
         finally:
             _free_accelerator_memory()
 
+    def _actor_path(self, actor_id: str):
+        """A client's actor id -> the profile folder this server offers (never a client's path)."""
+        if not actor_id:
+            return None
+        known = self.actors()
+        if actor_id not in known:
+            raise FlowVQError(f"unknown actor {actor_id!r}; this server offers: "
+                              f"{', '.join(known) or 'none (start it with --actors DIR)'}")
+        return known[actor_id]["path"]
+
     def _do_generate(self, job: Job, req: m.Generate, progress) -> dict:
         progress(0.0, "reading audio")
         if req.audio is not None:
@@ -513,13 +523,7 @@ class Server:
             audio = from_samples(req.samples, req.sample_rate, label="the audio")
         reference = load_image(req.reference_image, "the reference image").rgb \
             if req.reference_image is not None else None
-        actor = None
-        if req.settings.actor:
-            known = self.actors()
-            if req.settings.actor not in known:
-                raise FlowVQError(f"unknown actor {req.settings.actor!r}; this server offers: "
-                                  f"{', '.join(known) or 'none (start it with --actors DIR)'}")
-            actor = known[req.settings.actor]["path"]
+        actor = self._actor_path(req.settings.actor)
         if self.remote is not None:
             if actor is not None:
                 raise FlowVQError("actor profiles are not served on a Ray pool yet: drop 'actor' or use "
@@ -602,13 +606,7 @@ class Server:
         from .render.writers import frame_name
 
         shot = self._uploaded(job, req.shot, "shot")
-        actor = None
-        if req.settings.actor:
-            known = self.actors()
-            if req.settings.actor not in known:
-                raise FlowVQError(f"unknown actor {req.settings.actor!r}; this server offers: "
-                                  f"{', '.join(known) or 'none (start it with --actors DIR)'}")
-            actor = known[req.settings.actor]["path"]
+        actor = self._actor_path(req.settings.actor)
         work = Path(tempfile.mkdtemp(prefix="flowvq-dub-"))
         try:
             line: dict = {}

@@ -20,7 +20,6 @@ written atomically, so Ctrl-C never leaves a half file that a later run would tr
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadAudio, BadRequest, NoFace
+from ..files import sha256_file as _sha256, write_json as _write_json
 from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE, SCALE_RANGE, \
     MAX_SHIFT_S, ActorProfile, safe_id
 
@@ -40,18 +40,6 @@ MAX_MULTI_FACE = 0.25  # share of frames with a second face that refuses the foo
 MIN_FACE = 0.5  # share of frames with a face needed
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_json(path: Path, doc) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
 
 
 def _save_npz(path: Path, **arrays) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flowvq_shared.protocol import ProtocolError
 
+from .. import files
 from ..errors import FlowVQError
 from .manifest import Line
 
@@ -32,13 +33,8 @@ def now_iso() -> str:
 
 
 def write_json(path: Path, obj) -> None:
-    """Atomic: a reader (or a re-run after a crash) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Atomic (flowvq.files.write_json)."""
+    files.write_json(path, obj)
 
 
 def read_done(out: Path, line_id: str) -> dict | None:

@@ -63,7 +63,7 @@ def compare(real_frames, result_frames, lag_window: int = 0) -> dict:
     """Real vs result frame sequences (equal length, RGB uint8) -> the measures above."""
     from ..evaluate.faces import identity_distance, measure_face, pearson
     from ..evaluate.lipsync import best_lag_corr
-    from ..evaluate.mouth import fill_nan, lip_gap
+    from ..evaluate.mouth import fill_nan
 
     gaps_r, gaps_d, up, mouth, sharp, ident = [], [], [], [], [], []
     missing = 0

@@ -5,8 +5,6 @@ and the rest as filmed), dub.json (what was done, per frame: dubbed or as filmed
 frame), and with mp4=True dub.mp4 carrying the new sound (a take: the shot's own sound)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import threading
 import time
@@ -16,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import BadAudio, BadRequest, Cancelled, TooLarge
+from ..errors import BadRequest, Cancelled, TooLarge
+from ..files import sha256_file as _sha256, write_json as _write_json
 from ..render.mouth_bank import BankBuilder, MouthBank, shape_feature
 from ..tracker.fit import FitConfig
 from ..tracker.follow import Shot, ShotLandmarks, find_landmarks, smooth_landmarks
@@ -244,15 +243,3 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BadImage, BadRequest, Cancelled
+from ..files import write_json
 from ..runtime import torch_threads
 from .fit import PortraitFit, fit_portrait
 from .warp import FaceWarper, WarpSettings
@@ -188,6 +188,4 @@ def write_plates(take, portrait, out_dir, fmt: str = "png", mp4: bool = False, a
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    write_json(path, obj, indent=2)
