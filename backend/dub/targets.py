@@ -4,7 +4,8 @@ The shot is fitted (identity, per-frame expression and pose); the wanted express
 with its articulation channels (ARTICULATION) taken from the new line. Both are posed
 and projected with the shot's camera, and their landmark difference is added to the shot's own
 dlib landmarks, so the fit's error cancels and a dub with the shot's own curves wants exactly the
-shot's mouth."""
+shot's mouth. Where the new line moves a landmark, only the slow part of the fit's error there is
+kept: the rest is the old line's lip motion, which must not leak into the new one."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,4 +62,29 @@ def wanted_landmarks(model, identity, camera, shot_expression: np.ndarray, shot_
         lm3 = model.landmarks(expr, identity)  # (T,68,3) model space
         return model.project(model.pose(lm3, shot_pose), camera)
 
-    return (shot_lm + project(want_expr) - project(shot_expression)).astype(np.float32)
+    p_want, p_shot = project(want_expr), project(shot_expression)
+    # What the fit misses of the shot's landmarks (the residual) is part of the shot's own mouth: kept
+    # where a landmark stays where the shot had it, and only its slow part (the person's shape, the
+    # fit's bias) where the new line moves it: the old line's lip motion must not leak into the new one.
+    residual = shot_lm - p_shot
+    slow = _lowpass(residual, RESIDUAL_WINDOW)
+    eyes = np.linalg.norm(shot_lm[:, 45] - shot_lm[:, 36], axis=1)[:, None]
+    moved = np.linalg.norm(p_want - p_shot, axis=2) / np.maximum(eyes, 1e-6)
+    keep = np.exp(-moved / KEEP_SCALE)[..., None]
+    return (p_want + slow + keep * (residual - slow)).astype(np.float32)
+
+
+RESIDUAL_WINDOW = 13  # frames (~0.5 s): slower than speech, faster than a head's drift
+KEEP_SCALE = 0.01  # a landmark moved by 1% of the eye distance keeps 1/e of the shot's fast residual
+
+
+def _lowpass(x: np.ndarray, n: int) -> np.ndarray:
+    """A centred moving average over time (edges use what there is); NaN frames (no face) are skipped."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x).all(axis=tuple(range(1, x.ndim)))
+    v = np.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0)
+    k = np.ones(n)
+    num = np.apply_along_axis(lambda c: np.convolve(c, k, mode="same"), 0, v)
+    den = np.convolve(ok.astype(float), k, mode="same").reshape((-1,) + (1,) * (x.ndim - 1))
+    out = num / np.maximum(den, 1e-9)
+    return np.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), out, x)
