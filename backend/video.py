@@ -29,6 +29,7 @@ class VideoInfo:
     height: int
     fps: float
     duration: float  # seconds
+    has_audio: bool = False  # an audio stream beside the video
 
     @property
     def frames(self) -> int:
@@ -77,7 +78,7 @@ def parse_probe(text: str, label: str) -> VideoInfo:
     if dur is None:
         raise BadImage(f"{label} has no duration in its header; is it truncated or a live stream?")
     seconds = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
-    info = VideoInfo(w, h, fps, seconds)
+    info = VideoInfo(w, h, fps, seconds, any(": Audio:" in ln for ln in streams))
     if seconds > MAX_SECONDS:
         raise TooLarge(f"{label} is {seconds:.0f} s long; the limit is {MAX_SECONDS:g} s "
                        "(cut it into shorter shots)")

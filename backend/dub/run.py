@@ -173,7 +173,7 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
         sound = Path(audio) if new_audio is not None and isinstance(audio, (str, Path)) else None
         if sound is None and new_audio is not None:
             sound = _write_wav(out / ".dub_sound.wav", new_audio.samples)
-        if sound is None and _has_audio(shot.path):
+        if sound is None and shot.has_audio:
             sound = shot.path
     video = writers.Mp4Writer(out / "dub.mp4", shot.width, shot.height, shot.fps, shot.frames, sound) if mp4 else None
     per_frame = []
@@ -219,16 +219,6 @@ def _check_length(seconds: float, shot: Shot) -> None:
     if seconds > shot.duration + max(1.0 / shot.fps, 0.1):
         raise TooLarge(f"the new line is {seconds:.2f} s but the shot is {shot.duration:.2f} s "
                        f"({shot.frames} frames at {shot.fps:.3f} fps): a dub cannot run past its shot")
-
-
-def _has_audio(path: Path) -> bool:
-    import subprocess
-
-    import imageio_ffmpeg
-
-    p = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)],
-                       capture_output=True, timeout=60)
-    return ": Audio:" in p.stderr.decode(errors="replace")
 
 
 def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:

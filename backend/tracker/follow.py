@@ -27,6 +27,7 @@ class Shot:
     height: int
     fps: float
     frames: int
+    has_audio: bool = False
 
     @classmethod
     def open(cls, path) -> "Shot":
@@ -43,10 +44,22 @@ class Shot:
         cap.release()
         if not fps > 0:
             fps = info.fps
-        n = sum(1 for _ in cls._read(Path(path)))
+        n = cls._count(Path(path))
         if n == 0:
             raise BadImage(f"video {Path(path).name} has no readable frames")
-        return cls(Path(path), info.width, info.height, fps, n)
+        return cls(Path(path), info.width, info.height, fps, n, info.has_audio)
+
+    @staticmethod
+    def _count(path: Path) -> int:
+        """Frames that decode (grab only: no colour conversion, nothing kept)."""
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        n = 0
+        while cap.grab():
+            n += 1
+        cap.release()
+        return n
 
     @staticmethod
     def _read(path: Path) -> Iterator[np.ndarray]:
