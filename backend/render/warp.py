@@ -9,7 +9,11 @@ Per frame:
    at the region's border, so hair, neck and background follow smoothly and nothing tears;
 4. the full-resolution portrait is resampled (bicubic) through the upsampled map; the mouth
    interior (cavity, teeth, tongue of the mesh) is composited where the lips part;
-5. the region is pasted back; since the displacement is zero at its border, the seam is
+5. the background stays still (WarpSettings.static_background): the warped person, with the
+   person's matte warped by the same map as its alpha, is composited over a clean plate (the
+   portrait with the person inpainted; matte.py, computed once per portrait), so what the head
+   uncovers is the plate, and the wall next to the head is not dragged along;
+6. the region is pasted back; since the displacement is zero at its border, the seam is
    invisible (the feathered blend is the displacement fall-off itself)."""
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from .fit import PortraitFit
+from .matte import Layers, person_layers
 from .mouth import interior_colours, interior_mask
 from .raster import interpolate, rasterize
 
@@ -31,6 +36,7 @@ class WarpSettings:
     fade: float = 0.3  # the displacement fades to zero over this fraction of the head's size (<= margin)
     interpolation: int = cv2.INTER_CUBIC  # final resampling of the full-resolution portrait
     expression_mode: str = "relative"  # "relative": take expression added to the fit; "absolute": replaces it
+    static_background: bool = True  # composite the warped person over a clean plate (False: the warp drags it)
 
     def __post_init__(self):
         if self.expression_mode not in ("relative", "absolute"):
@@ -71,6 +77,18 @@ class FaceWarper:
         # per-vertex attributes: source x, source y, interior flag, interior colour (3), seen in portrait
         self.attr_static = np.concatenate([self.interior[:, None].astype(np.float32), colours / 255.0,
                                            seen[:, None].astype(np.float32)], 1)
+        self._layers: Layers | None = None
+        self._alpha8: np.ndarray | None = None
+
+    @property
+    def layers(self) -> Layers:
+        """The portrait's person matte and clean plate, made on the first frame that needs them
+        (callers that only ask for landmarks never pay for grabCut)."""
+        if self._layers is None:
+            layers = person_layers(self.portrait, np.concatenate([self.fit.landmarks, self.src_px[self.skin]]))
+            self._alpha8 = np.clip(layers.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            self._layers = layers
+        return self._layers
 
     def _visible_vertices(self, cam_v: np.ndarray) -> np.ndarray:
         px = self.model.project(cam_v, self.fit.camera).astype(np.float32)
@@ -135,12 +153,14 @@ class FaceWarper:
         ramp = min(self.settings.fade, self.settings.margin) * size * scale
         return (int(x0), int(y0), int(x1) + 1, int(y1) + 1), scale, ramp
 
-    def frame(self, expression: np.ndarray, pose_delta: np.ndarray) -> np.ndarray:
+    def frame(self, expression: np.ndarray, pose_delta: np.ndarray, with_alpha: bool = False):
+        """The plate (H,W,3) uint8; with_alpha: (plate, alpha), alpha (H,W) float32 = where the frame
+        shows the moved person (the matte warped with it), a matte pass for compositing."""
         cam_v = self.target_vertices(expression, pose_delta)
         tgt_px = self.model.project(cam_v, self.fit.camera).astype(np.float32)
         region = self._region(tgt_px)
         if region is None:
-            return self.portrait.copy()
+            return (self.portrait.copy(), self.layers.alpha.copy()) if with_alpha else self.portrait.copy()
         (x0, y0, x1, y1), s, ramp = region
         rw, rh = x1 - x0, y1 - y0
         ww, wh = max(2, int(round(rw * s))), max(2, int(round(rh * s)))
@@ -167,14 +187,32 @@ class FaceWarper:
         # full-resolution resampling of the region
         d_full = cv2.resize(d, (rw, rh), interpolation=cv2.INTER_LINEAR)
         fx, fy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        warped = cv2.remap(self.portrait, fx + d_full[..., 0], fy + d_full[..., 1], self.settings.interpolation,
-                           borderMode=cv2.BORDER_REFLECT)
+        mx, my = fx + d_full[..., 0], fy + d_full[..., 1]
+        warped = cv2.remap(self.portrait, mx, my, self.settings.interpolation, borderMode=cv2.BORDER_REFLECT)
         if interior.max() > 0.01:
             colour = img[..., 3:6] / np.maximum(interior_cover, 1e-3)[..., None]
             warped = self._composite_mouth(warped, interior, colour, (rw, rh))
+        a = None
+        if self.settings.static_background or with_alpha:
+            plate = self.layers.plate[y0:y1, x0:x1]
+            a = cv2.remap(self._alpha8, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if self.settings.static_background:
+            warped = self._over_plate(warped, plate, a)
         out = self.portrait.copy()
         out[y0:y1, x0:x1] = warped
-        return out
+        if not with_alpha:
+            return out
+        alpha = self.layers.alpha.copy()
+        alpha[y0:y1, x0:x1] = a / np.float32(255)
+        return out, alpha
+
+    @staticmethod
+    def _over_plate(warped: np.ndarray, plate: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """The warped person over the clean plate; `a` (uint8) is the matte moved by the same map."""
+        a = a[..., None].astype(np.uint16)
+        # integer blend: alpha 255 gives the warped pixel and 0 the plate's, bit for bit
+        out = (warped.astype(np.uint16) * a + plate.astype(np.uint16) * (255 - a) + 127) // 255
+        return out.astype(np.uint8)
 
     @staticmethod
     def _extend(d: np.ndarray, known: np.ndarray, ramp: float, size, covered: np.ndarray | None = None) -> np.ndarray:
