@@ -30,6 +30,7 @@ PLUGIN_MODULES = (
     "flowvq.convert",         # convert: take_K.npz <-> Live Link Face CSV
     "flowvq.actor.cli",       # actor learn / show
     "flowvq.dub.cli",         # dub
+    "flowvq.emotion.cli",     # emotion learn / show
 )
 TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
 

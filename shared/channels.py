@@ -65,6 +65,14 @@ INTENSITY_RANGE = (0.0, 2.0)  # 1 = as trained; >1 exaggerates the deviation fro
 
 CHANNEL_INDEX = {name: i for i, name in enumerate(EXPRESSION_NAMES)}
 
+# The speech articulators the coarticulation model drives, minus the smile (an emotion channel too):
+# phone guidance blends these, and an emotion's display may only add to them (backend/emotion/adapt.py).
+SPEECH_ARTICULATORS: tuple[str, ...] = (
+    "jawOpen", "mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper",
+    "lipBiteLower", "mouthUpperUpLeft", "mouthUpperUpRight", "tongueBetweenTeeth", "lipsPart", "tongueUp",
+    "mouthStretchLeft", "mouthStretchRight", "mouthFunnel", "mouthPucker", "mouthShrugUpper",
+    "mouthLowerDownLeft", "mouthLowerDownRight")
+
 
 def emotion_index(label: str) -> int:
     """Index of an emotion label; ValueError names the valid ones."""

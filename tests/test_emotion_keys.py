@@ -47,7 +47,8 @@ def test_a_line_that_starts_sad_and_ends_happy(gen, line):
     seconds = len(line) / 16000
     keyed = gen.generate(line, GenerateSettings(emotion_keys=f"sad:0,happy:{seconds / 2:.2f}", takes=2, seed=3,
                                                 phone_guidance=0.0))
-    sad = gen.generate(line, GenerateSettings(emotion="sad", takes=1, seed=3, phone_guidance=0.0))[0].expression
+    plain = gen.generate(line, GenerateSettings(emotion="sad", takes=2, seed=3, phone_guidance=0.0))
+    sad = plain[0].expression
     happy = gen.generate(line, GenerateSettings(emotion="happy", takes=1, seed=3, phone_guidance=0.0))[0].expression
     face = np.setdiff1d(np.arange(64), GUIDED_INDEX)  # what the emotion shows beside speech
     e = keyed[0].expression
@@ -63,7 +64,9 @@ def test_a_line_that_starts_sad_and_ends_happy(gen, line):
     # the lips keep following the speech through the change, and takes still differ
     mouth = lambda x: x[:, GUIDED_INDEX].sum(1)  # noqa: E731
     assert np.corrcoef(mouth(e), mouth(sad))[0, 1] > 0.5 and np.corrcoef(mouth(e), mouth(happy))[0, 1] > 0.5
-    assert np.abs(keyed[0].expression - keyed[1].expression).mean() > 0.01
+    # (as much as takes of one emotion do: keys do not collapse a take's own noise)
+    differ = np.abs(keyed[0].expression - keyed[1].expression).mean()
+    assert differ > 0.004 and differ > 0.7 * np.abs(plain[0].expression - plain[1].expression).mean()
 
 
 def test_cli_keys_land_in_the_take_file(tmp_path):

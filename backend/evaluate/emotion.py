@@ -3,6 +3,8 @@ trained on real faces (the tracker run over the MEAD actor's emotion videos in e
 to takes generated per emotion."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from flowvq_shared.channels import EMOTIONS
@@ -50,42 +52,11 @@ class EmotionClassifier:
         return self.classes[int(self.model.classes_[int(np.argmax(p))])]
 
 
-def tracked_emotion_curves(videos: dict[str, "Path"]) -> dict[str, list[tuple[np.ndarray, float]]]:
+def tracked_emotion_curves(videos: dict[str, Path]) -> dict[str, list[tuple[np.ndarray, float]]]:
     """Run the project's tracker over each emotion video -> {emotion: [(expression (T,64), fps)]}."""
-    import hashlib
+    from ..tracker.cache import tracked_expression
 
-    from ..tracker import track
-    from .landmarks import cache_dir
-
-    out = {}
-    for emo, path in videos.items():
-        # tracking is the slow part (~10-40 s per clip here): cached beside the landmarks, never in the repo
-        # keyed by the video and the tracker's own source: a changed fit (e.g. the mouth fit of issue #14)
-        # re-tracks instead of reading curves made by the old tracker
-        key = hashlib.sha256(path.read_bytes() + tracker_fingerprint().encode()).hexdigest()[:24]
-        cached = cache_dir().parent / "tracked" / f"{key}.npz"
-        if cached.exists():
-            with np.load(cached) as z:
-                out[emo] = [(z["expression"], float(z["fps"]))]
-            continue
-        r = track(str(path))
-        exp, fps = np.asarray(r.expression, np.float32), float(r.fps)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, expression=exp, fps=fps)
-        out[emo] = [(exp, fps)]
-    return out
-
-
-def tracker_fingerprint() -> str:
-    """Hash of the tracker package's source files (what the tracked curves depend on besides the video)."""
-    import hashlib
-    from pathlib import Path
-
-    h = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1] / "tracker"
-    for f in sorted(root.glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:16]
+    return {emo: [tracked_expression(path)] for emo, path in videos.items()}
 
 
 def confusion(true: list[str], pred: list[str], classes: list[str]) -> np.ndarray:

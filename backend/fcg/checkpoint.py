@@ -53,6 +53,8 @@ def load_checkpoint(path: str | Path, device=None) -> tuple[FCGModel, dict, dict
     try:
         model = FCGModel(FCGConfig.from_dict(doc["config"]))
         state = {k: v.float() if v.is_floating_point() else v for k, v in doc["state_dict"].items()}
+        if "display" not in state and "exp_lo" in state:  # written before displays existed: all zero
+            state["display"] = torch.zeros(model.display.shape)
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"FCG checkpoint {path} does not match the model: {e}") from None

@@ -251,6 +251,12 @@ class Flow(nn.Module):
         return torch.einsum("bnd,kdh->kbnh", prev, plan.prev_weight) + plan.prev_bias
 
     @staticmethod
+    def shift_tokens(shift: torch.Tensor, plan: "InversePlan") -> torch.Tensor:
+        """(..., B, 1, D) display -> (K, ..., B, 1, H): subtracted from a frame's tokens (no bias: a
+        difference of two frames' tokens)."""
+        return torch.einsum("...bnd,kdh->k...bnh", shift, plan.prev_weight)
+
+    @staticmethod
     def inverse_planned(z, frame_tokens: torch.Tensor, prev_tokens: torch.Tensor, plan: "InversePlan",
                         inv_scale=None, bias=None):
         """The inverse without logdet from precomputed tokens; equal to inverse(z, cond)[0]. inv_scale and

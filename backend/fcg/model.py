@@ -99,6 +99,9 @@ class FCGModel(nn.Module):
         self.register_buffer("exp_lo", torch.zeros(cfg.exp_dim))
         self.register_buffer("exp_hi", torch.ones(cfg.exp_dim))
         self.register_buffer("pose_std", torch.ones(cfg.pose_dim))
+        # each class's display (where its face sits over the reference class's, backend/emotion/adapt.py):
+        # the flow reads its own past relative to it, so a class's display does not disturb its speech
+        self.register_buffer("display", torch.zeros(cfg.n_emotions, cfg.exp_dim))
         self._stepper: FrameStepper | None = None
 
     @property
@@ -132,7 +135,7 @@ class FCGModel(nn.Module):
             keep_e = (torch.rand(exp_prev.shape[0], 1, 1, device=exp_prev.device) >= c.context_dropout)
             keep_p = (torch.rand(pose_prev.shape[0], 1, 1, device=pose_prev.device) >= c.context_dropout)
             exp_prev, pose_prev = exp_prev * keep_e, pose_prev * keep_p
-        ce = self.exp_condition(f_a, emotion, batch["source"], exp_prev)
+        ce = self.exp_condition(f_a, emotion, batch["source"], exp_prev - self.display[emotion][:, None, :])
         cp = self.pose_condition(f_a, pose_prev)
         lp_exp, _ = self.exp.log_prob(batch["exp"], ce)
         lp_pose, _ = self.pose.log_prob(batch["pose"], cp)
@@ -188,6 +191,7 @@ class FCGModel(nn.Module):
         # context projections that do not depend on generated frames: computed for all frames at once
         frame_exp = torch.cat([f_a, torch.cat([f_e[:1], src[:1]], dim=-1).expand(t_len, -1)], dim=-1)
         inv_scale, bias = torch.stack(exp_plan.inv_scale), torch.stack(exp_plan.bias)
+        shift = self.display[emo][:, None, :]  # (B, 1, D): what each new frame's context is read against
         if emotion_weights is not None:
             if reference is not None or manifold:
                 raise ValueError("emotion keys do not combine with a reference or manifold projection")
@@ -199,12 +203,16 @@ class FCGModel(nn.Module):
             log_scale = torch.stack([w @ st.actnorm.log_scale for st in steps], 1)  # (T, K, D)
             inv_scale = torch.exp(-log_scale)[:, :, None, :].expand(-1, -1, b, -1)
             bias = torch.stack([w @ st.actnorm.bias for st in steps], 1)[:, :, None, :].expand(-1, -1, b, -1)
+            shift = (w @ self.display)[:, None, None, :].expand(-1, b, 1, -1)  # (T, B, 1, D)
+        # the context starts at the source face in every class (a display is relative to it)
         exp_chain = Chain(z=z_exp, frame_tok=ef.frame_tokens(frame_exp, exp_plan),
                           prev_tok=ef.prev_tokens(src[:, None, :].expand(b, c.tau, c.exp_dim), exp_plan),
-                          inv_scale=inv_scale, bias=bias)
+                          inv_scale=inv_scale, bias=bias, shift_tok=ef.shift_tokens(shift, exp_plan))
         pose_chain = Chain(z=z_pose, frame_tok=pf.frame_tokens(f_a, pose_plan),
                            prev_tok=pf.prev_tokens(torch.zeros(b, c.tau, c.pose_dim, device=dev), pose_plan),
-                           inv_scale=torch.stack(pose_plan.inv_scale), bias=torch.stack(pose_plan.bias))
+                           inv_scale=torch.stack(pose_plan.inv_scale), bias=torch.stack(pose_plan.bias),
+                           shift_tok=torch.zeros(len(pose_plan.couplings), b, 1, pose_plan.prev_weight.shape[2],
+                                                 device=dev))
         traced = not any(p.requires_grad for p in self.parameters())
         return self.stepper.run(exp_chain, pose_chain, progress=progress, cancel=cancel, traced=traced,
                                 parallel=parallel)
@@ -213,7 +221,7 @@ class FCGModel(nn.Module):
         """z_ref = f^-1(beta_ref, c): context = mean audio feature, reference as its own past."""
         c = self.cfg
         emo = torch.tensor([emotion], device=reference.device)
-        prev = reference[None, None, :].expand(1, c.tau, c.exp_dim)
+        prev = (reference - self.display[emotion])[None, None, :].expand(1, c.tau, c.exp_dim)
         cond = self.exp_condition(f_a.mean(0, keepdim=True), emo, source[None], prev)
         return self.exp.flow(reference[None].float(), cond)[0][0]
 

@@ -30,6 +30,11 @@ class Chain:
     prev_tok: torch.Tensor  # (K, B, tau, H) previous-frame tokens
     inv_scale: torch.Tensor  # (K, B, D) actnorm exp(-log_scale) per step (plan order), or (T, K, B, D)
     bias: torch.Tensor  # (K, B, D), or (T, K, B, D) when the emotion changes over time
+    shift_tok: torch.Tensor  # (K, B, 1, H) tokens of the class's display, or (K, T, B, 1, H)
+
+    @property
+    def shift_per_frame(self) -> bool:
+        return self.shift_tok.dim() == 5
 
     @property
     def per_frame(self) -> bool:
@@ -37,11 +42,12 @@ class Chain:
 
 
 def _step_fn(flow, plan):
-    """flow + plan -> f(z, frame_tok, prev_tok, inv_scale, bias) -> (x, new prev_tok): no shape arithmetic,
-    no per-request constants (the plan's emotion rows are inputs), so the trace is batch- and emotion-free."""
-    def step(z, frame_tok, prev_tok, inv_scale, bias):
+    """flow + plan -> f(z, frame_tok, prev_tok, inv_scale, bias, shift_tok) -> (x, new prev_tok): no shape
+    arithmetic, no per-request constants (the plan's emotion rows are inputs), so the trace is batch- and
+    emotion-free. The new frame enters the context relative to the class's display (shift_tok)."""
+    def step(z, frame_tok, prev_tok, inv_scale, bias, shift_tok):
         z = flow.inverse_planned(z, frame_tok[:, None, :], prev_tok, plan, inv_scale, bias)
-        return z, torch.cat([prev_tok[:, :, 1:], flow.prev_tokens(z[:, None, :], plan)], dim=2)
+        return z, torch.cat([prev_tok[:, :, 1:], flow.prev_tokens(z[:, None, :], plan) - shift_tok], dim=2)
 
     return step
 
@@ -71,7 +77,8 @@ class FrameStepper:
         zeros = torch.zeros(chain.z.shape[1], dtype=torch.long, device=chain.z.device)
         fn = _step_fn(flow, flow.plan(zeros))
         scale, bias = (chain.inv_scale[0], chain.bias[0]) if chain.per_frame else (chain.inv_scale, chain.bias)
-        example = (chain.z[0], chain.frame_tok[:, 0], chain.prev_tok, scale, bias)
+        shift = chain.shift_tok[:, 0] if chain.shift_per_frame else chain.shift_tok
+        example = (chain.z[0], chain.frame_tok[:, 0], chain.prev_tok, scale, bias, shift)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about the python loop over steps
             return torch.jit.trace(fn, example, check_trace=False)
@@ -89,7 +96,7 @@ class FrameStepper:
         def chain_loop(step, chain: Chain, out: torch.Tensor, report) -> None:
             prev = chain.prev_tok
             every = max(1, t_len // 50)
-            scale, bias = chain.inv_scale, chain.bias
+            scale, bias, shift = chain.inv_scale, chain.bias, chain.shift_tok
             try:
                 with torch.inference_mode():
                     for t in range(t_len):
@@ -99,7 +106,9 @@ class FrameStepper:
                             raise Cancelled("generation cancelled")
                         if chain.per_frame:  # the emotion changes over time: this frame's actnorm
                             scale, bias = chain.inv_scale[t], chain.bias[t]
-                        x, prev = step(chain.z[t], chain.frame_tok[:, t], prev, scale, bias)
+                        if chain.shift_per_frame:
+                            shift = chain.shift_tok[:, t]
+                        x, prev = step(chain.z[t], chain.frame_tok[:, t], prev, scale, bias, shift)
                         out[:, t] = x
                         if report is not None and (t % every == 0 or t == t_len - 1):
                             report((t + 1) / t_len, "sampling")

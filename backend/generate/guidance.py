@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION
+from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION, SPEECH_ARTICULATORS
 
 from ..speech.phonemes import to_visemes
 from ..speech.visemes import Coarticulation, articulate, seal_lips
@@ -22,12 +22,7 @@ from ..speech.visemes import Coarticulation, articulate, seal_lips
 LEAD_S = 0.13  # s the articulation runs ahead of the sound: the corpus's mean lead
 WAIT_S = 600  # the longest a take waits for its line's phones
 
-# The speech articulators the coarticulation model drives, minus the smile (an emotion channel too).
-GUIDED_CHANNELS = ("jawOpen", "mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower",
-                   "mouthRollUpper", "lipBiteLower", "mouthUpperUpLeft", "mouthUpperUpRight",
-                   "tongueBetweenTeeth", "lipsPart", "tongueUp", "mouthStretchLeft", "mouthStretchRight",
-                   "mouthFunnel", "mouthPucker", "mouthShrugUpper", "mouthLowerDownLeft",
-                   "mouthLowerDownRight")
+GUIDED_CHANNELS = SPEECH_ARTICULATORS  # the speech articulators (shared/channels.py)
 GUIDED_INDEX = np.array([CHANNEL_INDEX[n] for n in GUIDED_CHANNELS])
 
 

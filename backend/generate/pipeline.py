@@ -21,6 +21,7 @@ from flowvq_shared.channels import N_EXPRESSION, emotion_index
 from flowvq_shared.settings import GenerateSettings, emotion_track
 from flowvq_shared.takes import Take
 
+from ..emotion.transfer import reference_mix
 from ..errors import BadAudio, BadRequest, NotImplementedYet
 from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from ..fcg.features import SAMPLE_RATE, mel_windows
@@ -50,6 +51,7 @@ class Generator:
         self.path = path
         self.device = torch.device(device)
         self.recogniser = PhoneRecogniser()  # its helper process starts with the first guided take
+        self.real_emotions = _real_emotions(meta)
 
     @property
     def info(self) -> dict:
@@ -118,6 +120,10 @@ class Generator:
                     raise BadRequest("emotion keys do not combine with an emotion reference")
                 intensity = torch.from_numpy(intensity).to(self.device)[None, :, None]  # (1, T, 1)
                 weights = torch.from_numpy(weights)
+            elif ref is not None and self.real_emotions is not None and not manifold:
+                # real-face emotions: the reference is read as a mix of them (emotion/transfer.py)
+                mix, _ = reference_mix(ref.cpu().numpy(), self.real_emotions)
+                weights, ref = torch.from_numpy(np.tile(mix, (n_frames, 1))), None
             # while the recogniser works on a new line, the flows take one core and leave it the other
             recognising = phones is not None and not phones.done()
             exp, pose = m.sample(windows, emo, neutral, rngs, temperature=s.temperature, reference=ref,
@@ -145,6 +151,17 @@ class Generator:
                      guidance_applied=applied, guidance_note=note,
                      blink_starts=_onsets(lids[k]) if lids is not None else ())
                 for k in range(n_takes)]
+
+
+def _real_emotions(meta: dict):
+    """The real-face emotions a checkpoint was adapted with (emotion/adapt.py), if they can read a
+    reference (their persons' neutral mean is stored); else None (legacy transfer by inversion)."""
+    from ..emotion.real import RealOffsets
+
+    doc = meta.get("real_emotions")
+    if not doc or "neutral_mean" not in doc:
+        return None
+    return RealOffsets.from_meta(doc)
 
 
 def _onsets(lids: np.ndarray) -> tuple[int, ...]:

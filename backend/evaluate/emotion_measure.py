@@ -1,0 +1,278 @@
+"""`python -m flowvq.evaluate.emotion_measure`: how generated emotions read against real faces (issue #15).
+
+Real reference: the project's tracker over the MEAD actor W009 (../shared/data/emotion_3dmm/). With
+--heldout S the checkpoint under test is learned from the first S seconds of each of W009's clips
+(`flowvq emotion learn --max-seconds S`) and every real reference is the clips' rest (frames the model
+never saw); without it the reference is the whole clips (in-sample). Generated: per real speech clip
+(first 8 s of the 3 talking_3dmm clips), 2 takes per emotion minus 2 neutral takes, same seeds.
+
+- nearest real emotion (cosine to W009's emotion-minus-neutral offsets), 7 classes, and the strength
+  ratio |generated offset| / |real offset| (band 0.5-2);
+- a window classifier (logistic regression on 1 s window means, trained on W009's windows minus W009's
+  neutral mean) on generated windows minus the generated neutral take's mean (speaker-normalised);
+- lip-sync r per emotion on the same clips' whole audio (as `flowvq eval`);
+- a keyed line "sad:0,happy:T/2": the nearest real emotion of its first and last third, and its
+  largest frame step within 0.5 s of the key against 1.5x the 99th percentile of steps elsewhere.
+Each figure for the checkpoint under test and for --baseline (the model before)."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from flowvq_shared.settings import GenerateSettings
+
+SEEDS = (0, 1)
+CLIP_S = 8.0
+
+
+def real_references(curves, split_s: float | None) -> tuple[dict, dict]:
+    """-> (offset directions, windows per emotion minus neutral mean) from W009's tracked curves:
+    the frames after split_s (held out), or every frame."""
+    from .emotion import offset_directions
+
+    part = {e: [(x[int(round(split_s * fps)):] if split_s else x, fps) for x, fps in items]
+            for e, items in curves.items()}
+    return offset_directions(part), part
+
+
+def _window_classifier(part):
+    from .emotion import EmotionClassifier, MEAD_EMOTIONS
+
+    neutral = np.mean([x.mean(0) for x, _ in part["neutral"]], 0)
+    classes = [e for e in MEAD_EMOTIONS if e in part and e != "neutral"]
+    return EmotionClassifier(classes).fit({e: [(x - neutral, fps) for x, fps in part[e]] for e in classes})
+
+
+def measure(gen, clips, directions, part, refs=None, log=print) -> dict:
+    from .emotion import confusion, nearest_direction, strength_ratios, strength_summary
+    from .run import emotion_lipsync
+
+    classes = list(directions)
+    clf = _window_classifier(part)
+    true, pred, wtrue, wpred = [], [], [], []
+    offsets = {e: [] for e in classes}
+    t0 = time.time()
+    for clip in clips:
+        audio = clip.audio[: int(16000 * CLIP_S)]
+        takes = {e: [t.expression for t in gen.generate(audio, GenerateSettings(emotion=e, takes=len(SEEDS),
+                                                                                  seed=SEEDS[0], fps=25.0))]
+                 for e in ["neutral", *classes]}
+        neutral = np.mean([x.mean(0) for x in takes["neutral"]], 0)
+        for e in classes:
+            offsets[e].append(np.mean([x.mean(0) for x in takes[e]], 0) - neutral)
+            true.append(e)
+            pred.append(nearest_direction(offsets[e][-1], directions))
+            for k, x in enumerate(takes[e]):
+                wtrue.append(e)
+                wpred.append(clf.predict_take(x - takes["neutral"][k].mean(0), 25.0))
+        log(f"  offsets {clip.name}: {time.time() - t0:.0f} s")
+    m = confusion(true, pred, classes)
+    wm = confusion(wtrue, wpred, classes)
+    ratios = strength_ratios(offsets, directions)
+    lips = emotion_lipsync(gen, clips, 0, ["neutral", *classes], log=lambda s: log("  " + s))
+    return {"classes": classes, "confusion": m.tolist(), "accuracy": float(np.trace(m) / m.sum()),
+            "window_confusion": wm.tolist(), "window_accuracy": float(np.trace(wm) / wm.sum()),
+            "strength": {"ratios": ratios, **strength_summary(ratios)},
+            "lipsync": {e: {c: list(v) for c, v in per.items()} for e, per in lips["r"].items()},
+            "keyed": keyed_check(gen, directions, log),
+            "transfer": transfer_check(gen, directions, refs, log) if refs else None}
+
+
+def reference_faces(videos: dict, curves: dict, split_s: float | None) -> dict:
+    """Per emotion, W009 as a reference: a short clip (mean of its tracked frames after split_s) and an
+    image (its middle such frame, fitted as `flowvq generate --reference IMG` fits one)."""
+    import cv2
+
+    from ..tracker import track
+
+    out = {}
+    for e, path in videos.items():
+        x, fps = curves[e][0]
+        a = int(round((split_s or 0) * fps))
+        cap = cv2.VideoCapture(str(path))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, (a + len(x)) // 2)
+        ok, bgr = cap.read()
+        cap.release()
+        img = track(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).expression[0] if ok else None  # as --reference fits one
+        out[e] = {"clip": x[a:].mean(0), "image": img}
+    return out
+
+
+def transfer_check(gen, directions, refs, log=print) -> dict:
+    """Each W009 reference (clip, image) -> a take on real speech; its offset over the neutral take
+    (same seed) -> the nearest real emotion."""
+    from .clips import default_data_root
+    from .emotion import nearest_direction
+    from ..audio import load_audio
+
+    wav = sorted((default_data_root() / "speech").glob("*.wav"))[0]
+    audio = load_audio(wav).samples[: int(16000 * CLIP_S)]
+    kw = dict(takes=1, seed=5, fps=25.0)
+    neutral = gen.generate(audio, GenerateSettings(emotion="neutral", **kw))[0].expression.mean(0)
+    res = {}
+    for kind in ("clip", "image"):
+        pred = {}
+        for e in directions:
+            ref = refs[e][kind]
+            if ref is None:
+                continue
+            x = gen.generate(audio, GenerateSettings(emotion="talking", **kw), reference_expression=ref)[0].expression
+            pred[e] = nearest_direction(x.mean(0) - neutral, directions)
+        res[kind] = {"pred": pred, "accuracy": float(np.mean([p == e for e, p in pred.items()]))}
+    log(f"  transfer: {res}")
+    return res
+
+
+def keyed_check(gen, directions, log=print) -> dict:
+    """sad:0 -> happy at half the line, on real speech: what each end reads as, and the step at the key."""
+    from ..audio import load_audio
+    from .clips import default_data_root
+    from .emotion import nearest_direction
+
+    wav = sorted((default_data_root() / "speech").glob("*.wav"))[0]
+    audio = load_audio(wav).samples
+    half = len(audio) / 16000 / 2
+    kw = dict(takes=2, seed=3, fps=25.0)
+    keyed = gen.generate(audio, GenerateSettings(emotion_keys=f"sad:0,happy:{half:.2f}", **kw))
+    neutral = gen.generate(audio, GenerateSettings(emotion="neutral", **kw))
+    out = []
+    for k, take in enumerate(keyed):
+        x, n = take.expression, neutral[k].expression
+        third = len(x) // 3
+        first = nearest_direction(x[:third].mean(0) - n[:third].mean(0), directions)
+        last = nearest_direction(x[-third:].mean(0) - n[-third:].mean(0), directions)
+        steps = np.abs(np.diff(x, axis=0)).max(1)  # largest channel step between frames
+        key = int(round(half * 25.0))
+        near = np.zeros(len(steps), bool)
+        near[max(0, key - 13):key + 13] = True
+        p99 = float(np.percentile(steps[~near], 99))
+        out.append({"first_third": first, "last_third": last, "max_step_near_key": float(steps[near].max()),
+                    "p99_elsewhere": p99, "ratio": float(steps[near].max() / p99)})
+    log(f"  keyed: {out}")
+    return {"audio": wav.name, "key_s": round(half, 2), "takes": out,
+            "differ": float(np.abs(keyed[0].expression - keyed[1].expression).mean())}
+
+
+def _fmt(x, d=2):
+    return "-" if x is None else f"{x:.{d}f}"
+
+
+def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
+    from .emotion import confusion_markdown
+
+    cls = res["classes"]
+    acc = lambda m, i: m[i][i] / max(1, sum(m[i]))  # noqa: E731
+    before = {c: acc(base["confusion"], i) for i, c in enumerate(cls)} if base else None
+    wbefore = {c: acc(base["window_confusion"], i) for i, c in enumerate(cls)} if base else None
+    lines = ["## Emotion from real faces (issue #15)", "",
+             f"Command: `{cmd}`; {platform.node()}, {platform.processor() or platform.machine()}, 2 shared cores. {note}",
+             "", "### Nearest real emotion (speaker-normalised offsets, 7 classes, neutral the reference)", "",
+             f"Accuracy **{res['accuracy']:.2f}** (chance {1 / len(cls):.2f}), baseline "
+             f"{_fmt(base['accuracy'] if base else None)}.", "",
+             confusion_markdown(np.array(res["confusion"]), cls, before, "baseline"),
+             "### Strength (|generated offset| / |real offset|, band 0.5-2)", "",
+             "| emotion | ratio per clip | median | baseline median |", "|---|---|---|---|"]
+    for e in cls:
+        r = res["strength"]["ratios"][e]
+        b = base["strength"]["per_emotion"].get(e) if base else None
+        lines.append(f"| {e} | {' / '.join(f'{v:.2f}' for v in r)} | {np.median(r):.2f} | {_fmt(b)} |")
+    lines += ["", f"Median over emotions **{res['strength']['median']:.2f}** (baseline "
+              f"{_fmt(base['strength']['median'] if base else None)}); outside the band: "
+              f"{', '.join(res['strength']['outside']) or 'none'}.", "",
+              "### Window classifier (speaker-normalised: W009's windows minus W009's neutral mean; generated "
+              "windows minus the neutral take's mean)", "",
+              f"Accuracy **{res['window_accuracy']:.2f}**, baseline {_fmt(base['window_accuracy'] if base else None)}.", "",
+              confusion_markdown(np.array(res["window_confusion"]), cls, wbefore, "baseline"),
+              "### Lip-sync r per emotion (generated mouth opening vs the real dlib inner-lip gap, best lag +-2)", ""]
+    clips = list(res["lipsync"]["neutral"])
+    lines += ["| emotion | " + " | ".join(clips) + " | min | baseline min |", "|---" * (len(clips) + 3) + "|"]
+    for e, per in res["lipsync"].items():
+        rs = [per[c][0] for c in clips]
+        b = min(base["lipsync"][e][c][0] for c in clips) if base and e in base["lipsync"] else None
+        lines.append(f"| {e} | " + " | ".join(f"{v:.3f}" for v in rs) + f" | {min(rs):.3f} | {_fmt(b, 3)} |")
+    k = res["keyed"]
+    lines += ["", f"### Keyed sad:0 -> happy:{k['key_s']} s ({k['audio']}, 2 takes, seed 3)", "",
+              "| take | first third reads | last third reads | max step near the key / p99 elsewhere | baseline |",
+              "|---|---|---|---|---|"]
+    for i, t in enumerate(k["takes"]):
+        bt = base["keyed"]["takes"][i] if base else None
+        lines.append(f"| {i + 1} | {t['first_third']} | {t['last_third']} | {t['ratio']:.2f} | "
+                     + (f"{bt['first_third']} / {bt['last_third']} / {bt['ratio']:.2f}" if bt else "-") + " |")
+    lines += ["", f"Takes differ: mean |take 1 - take 2| {k['differ']:.3f}.", ""]
+    tr, btr = res.get("transfer"), (base or {}).get("transfer")
+    if tr:
+        lines += ["### Emotion transfer from W009 as the reference (nearest real emotion of the take's offset over "
+                  "a neutral take, same seed)", "",
+                  "| reference | " + " | ".join(tr["clip"]["pred"]) + " | accuracy | baseline |",
+                  "|---" * (len(tr["clip"]["pred"]) + 3) + "|"]
+        for kind in ("clip", "image"):
+            b = _fmt(btr[kind]["accuracy"]) if btr else "-"
+            lines.append(f"| {kind} | " + " | ".join(tr[kind]["pred"].get(e, "-") for e in tr["clip"]["pred"])
+                         + f" | {tr[kind]['accuracy']:.2f} | {b} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    from .clips import default_data_root, find_clips, load_emotion_videos
+    from .emotion import tracked_emotion_curves
+    from ..generate import load_generator
+    from ..emotion.learn import learn_emotions
+
+    p = argparse.ArgumentParser(prog="python -m flowvq.evaluate.emotion_measure", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="checkpoint under test (default: the shipped one; with --heldout: "
+                   "learned here from the first S seconds)")
+    p.add_argument("--baseline", help="the checkpoint before (e.g. the synthetic-emotion one)")
+    p.add_argument("--heldout", type=float, metavar="S", help="learn from W009's first S seconds, test on the rest")
+    p.add_argument("--write", help="markdown file to write")
+    p.add_argument("--json", help="raw results to write")
+    a = p.parse_args(argv)
+    root = default_data_root()
+    videos = load_emotion_videos(root)
+    if not videos:
+        print("error: ../shared/data/emotion_3dmm/ not found")
+        return 2
+    curves = tracked_emotion_curves(videos)
+    ckpt = a.checkpoint
+    if a.heldout:
+        ckpt = "/tmp/flowvq_emotion_heldout.pt"
+        learn_emotions([str(v) for v in videos.values()], ckpt, person="W009", base=a.baseline or a.checkpoint,
+                       max_seconds=a.heldout, progress=False)
+    directions, part = real_references(curves, a.heldout)
+    refs = reference_faces(videos, curves, a.heldout)
+    clips = [c for c in find_clips(root) if c.kind == "talking_3dmm"][:3]
+    out = {}
+    for name, path in (("model", ckpt), ("baseline", a.baseline)):
+        if name == "baseline" and not path:
+            continue
+        print(f"{name}: {path or 'shipped'}")
+        gen = load_generator(path, device="cpu")
+        try:
+            out[name] = measure(gen, clips, directions, part, refs)
+        finally:
+            gen.close()
+        print(f"{name}: nearest {out[name]['accuracy']:.2f}, window {out[name]['window_accuracy']:.2f}, "
+              f"strength median {out[name]['strength']['median']:.2f}")
+    if a.json:
+        _write(Path(a.json), json.dumps(out, indent=1, default=float))
+    if a.write:
+        note = (f"Held out: learned from W009's first {a.heldout:g} s per clip, references from the rest."
+                if a.heldout else "In-sample: references are W009's whole clips, the model learned from them too.")
+        cmd = "python -m flowvq.evaluate.emotion_measure " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+        _write(Path(a.write), markdown(out["model"], out.get("baseline"), cmd, note))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
