@@ -77,3 +77,17 @@ def test_cli_keys_land_in_the_take_file(tmp_path):
     take = Take.load(tmp_path / "take_1.npz")
     assert take.settings.emotion_keys == (("angry", 0.0, 1.0), ("neutral", 2.0, 0.5))
     assert take.settings.emotion == "angry"
+
+
+def test_no_blink_inside_an_emotion_change():
+    from flowvq.generate.blinks import take_lids
+
+    audio = load_audio(SPEECH).samples
+    audio = np.tile(audio, 6)  # ~30 s: several blinks per take
+    n = int(len(audio) / 16000 * 25)
+    free = take_lids(audio, 0, n, 25.0, 1, 4)
+    kept = take_lids(audio, 0, n, 25.0, 1, 4, clear=((9.0, 11.0),))
+    window = slice(int(9.0 * 25), int(11.0 * 25))
+    assert free[:, window].max() > 0.5  # without the window some take blinks there
+    assert kept[:, window].max() == 0.0
+    assert np.array_equal(kept[:, : int(8.5 * 25)], free[:, : int(8.5 * 25)])  # blinks before it are the same

@@ -24,6 +24,7 @@ from ..motion.eyes import blink_curves, blink_times
 LID_CHANNELS = (CHANNEL_INDEX["eyeBlinkLeft"], CHANNEL_INDEX["eyeBlinkRight"])
 PAUSE_DB = 30.0  # frames this far below the clip's loud speech count as pauses
 MIN_PAUSE_S = 0.15
+BLINK_S = 0.35  # a blink's length, close to open: one starting this long before a clear window reaches it
 
 
 def pauses(audio: np.ndarray, n_frames: int, fps: float, sample_rate: int = 16000) -> np.ndarray:
@@ -38,18 +39,21 @@ def pauses(audio: np.ndarray, n_frames: int, fps: float, sample_rate: int = 1600
 
 
 def blink_lids(rng: np.random.Generator, emotion: int, n_frames: int, fps: float,
-               pause_mask: np.ndarray) -> np.ndarray:
+               pause_mask: np.ndarray, clear: tuple = ()) -> np.ndarray:
     """(T, 2) eyelid closure (left, right) for one take, 0 between blinks."""
     rate = STYLES[EMOTIONS[emotion]].blinks_per_min * rng.uniform(0.7, 1.3)
     onsets = blink_times(rng, n_frames / fps, rate, pause_mask, fps)
+    # a blink (~0.3 s) inside an emotion's change would hide it or read as a twitch of the change
+    onsets = [t for t in onsets if not any(a - BLINK_S <= t <= b for a, b in clear)]
     return blink_curves(rng, onsets, np.arange(n_frames) / fps).astype(np.float32)
 
 
 def take_lids(audio: np.ndarray, emotion: int, n_frames: int, fps: float, seed: int,
-              n_takes: int) -> np.ndarray:
+              n_takes: int, clear: tuple = ()) -> np.ndarray:
     """(B, T, 2) lids for takes 0..B-1. Take k's blinks depend only on (seed, k) and the audio: the
-    same request gives the same blinks, and two lines generated with the same seed do not blink in step."""
+    same request gives the same blinks, and two lines generated with the same seed do not blink in step.
+    clear: (start, end) seconds where no blink may fall (an emotion key's change)."""
     mask = pauses(audio, n_frames, fps)
     audio_key = zlib.crc32(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
-    return np.stack([blink_lids(np.random.default_rng([seed, k, 0xB11, audio_key]), emotion, n_frames, fps, mask)
-                     for k in range(n_takes)])
+    return np.stack([blink_lids(np.random.default_rng([seed, k, 0xB11, audio_key]), emotion, n_frames, fps, mask,
+                                clear) for k in range(n_takes)])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from flowvq_shared.channels import N_EXPRESSION, emotion_index
-from flowvq_shared.settings import GenerateSettings, emotion_track
+from flowvq_shared.settings import KEY_BLEND_S, GenerateSettings, emotion_track
 from flowvq_shared.takes import Take
 
 from ..emotion.transfer import reference_mix
@@ -113,7 +113,8 @@ class Generator:
                                   extra_lookahead=m.cfg.features.inference_lead_frames)
             seed = s.seed & 0xFFFFFFFFFFFFFFFF
             rngs = [np.random.default_rng([seed, k]) for k in range(n_takes)]
-            lids = take_lids(audio, emo, n_frames, s.fps, seed, n_takes) if s.blinks else None
+            clear = tuple((t - KEY_BLEND_S, t + KEY_BLEND_S) for _, t, _ in s.emotion_keys[1:])
+            lids = take_lids(audio, emo, n_frames, s.fps, seed, n_takes, clear) if s.blinks else None
             weights, intensity = (emotion_track(s, n_frames, s.fps) if s.keyed else (None, s.intensity))
             if s.keyed:
                 if ref is not None or manifold:
