@@ -74,10 +74,12 @@ def measure(gen, clips, directions, part, refs=None, log=print) -> dict:
     m = confusion(true, pred, classes)
     wm = confusion(wtrue, wpred, classes)
     ratios = strength_ratios(offsets, directions)
+    rig = rig_ratios(offsets, directions)
     lips = emotion_lipsync(gen, clips, 0, ["neutral", *classes], log=lambda s: log("  " + s))
     return {"classes": classes, "confusion": m.tolist(), "accuracy": float(np.trace(m) / m.sum()),
             "window_confusion": wm.tolist(), "window_accuracy": float(np.trace(wm) / wm.sum()),
             "strength": {"ratios": ratios, **strength_summary(ratios)},
+            "rig_strength": {"ratios": rig, **strength_summary(rig)} if rig else None,
             "lipsync": {e: {c: list(v) for c, v in per.items()} for e, per in lips["r"].items()},
             "keyed": keyed_check(gen, directions, log),
             "transfer": transfer_check(gen, directions, refs, log) if refs else None}
@@ -128,6 +130,20 @@ def transfer_check(gen, directions, refs, log=print) -> dict:
     return res
 
 
+def rig_ratios(offsets: dict, directions: dict) -> dict | None:
+    """Strength on a real rig: RMS vertex motion of the generated offset on ICT-FaceKit over the real
+    offset's (None when the rig is absent)."""
+    from ..errors import BadRequest
+    from ..facemodel.loaders import ict_face_model
+
+    try:
+        deltas = ict_face_model().deltas.reshape(64, -1)
+    except BadRequest:
+        return None
+    rms = lambda o: float(np.sqrt(np.mean(np.square(np.asarray(o, np.float64) @ deltas))))  # noqa: E731
+    return {e: [rms(o) / rms(directions[e]) for o in offs] for e, offs in offsets.items()}
+
+
 def keyed_check(gen, directions, log=print) -> dict:
     """sad:0 -> happy at half the line, on real speech: what each end reads as, and the step at the key."""
     from ..audio import load_audio
@@ -169,13 +185,15 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
     acc = lambda m, i: m[i][i] / max(1, sum(m[i]))  # noqa: E731
     before = {c: acc(base["confusion"], i) for i, c in enumerate(cls)} if base else None
     wbefore = {c: acc(base["window_confusion"], i) for i, c in enumerate(cls)} if base else None
-    lines = ["## Emotion from real faces (issue #15)", "",
-             f"Command: `{cmd}`; {platform.node()}, {platform.processor() or platform.machine()}, 2 shared cores. {note}",
-             "", "### Nearest real emotion (speaker-normalised offsets, 7 classes, neutral the reference)", "",
+    lines = ["# Emotion from real faces (issue #15)", "",
+             f"Command: `{cmd}`; {platform.machine()} CPU, 2 shared cores, {time.strftime('%Y-%m-%d')}. {note} Baseline: "
+             "the checkpoint before (`--baseline`). This part supersedes the emotion tables of the FCG part, which "
+             "were measured on the corpus-trained checkpoint.",
+             "", "## Nearest real emotion (speaker-normalised offsets, 7 classes, neutral the reference)", "",
              f"Accuracy **{res['accuracy']:.2f}** (chance {1 / len(cls):.2f}), baseline "
              f"{_fmt(base['accuracy'] if base else None)}.", "",
              confusion_markdown(np.array(res["confusion"]), cls, before, "baseline"),
-             "### Strength (|generated offset| / |real offset|, band 0.5-2)", "",
+             "## Strength (|generated offset| / |real offset|, band 0.5-2)", "",
              "| emotion | ratio per clip | median | baseline median |", "|---|---|---|---|"]
     for e in cls:
         r = res["strength"]["ratios"][e]
@@ -183,12 +201,19 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
         lines.append(f"| {e} | {' / '.join(f'{v:.2f}' for v in r)} | {np.median(r):.2f} | {_fmt(b)} |")
     lines += ["", f"Median over emotions **{res['strength']['median']:.2f}** (baseline "
               f"{_fmt(base['strength']['median'] if base else None)}); outside the band: "
-              f"{', '.join(res['strength']['outside']) or 'none'}.", "",
-              "### Window classifier (speaker-normalised: W009's windows minus W009's neutral mean; generated "
+              f"{', '.join(res['strength']['outside']) or 'none'}.", ""]
+    rig, brig = res.get("rig_strength"), (base or {}).get("rig_strength")
+    if rig:
+        lines += ["On the ICT-FaceKit rig (RMS vertex motion of the generated offset over the real offset's, "
+                  "median over clips): " + ", ".join(
+                      f"{e} {v:.2f}" + (f" (baseline {brig['per_emotion'][e]:.2f})" if brig else "")
+                      for e, v in rig["per_emotion"].items()) + f"; median **{rig['median']:.2f}**"
+                  + (f" (baseline {brig['median']:.2f})" if brig else "") + ".", ""]
+    lines += ["## Window classifier (speaker-normalised: W009's windows minus W009's neutral mean; generated "
               "windows minus the neutral take's mean)", "",
               f"Accuracy **{res['window_accuracy']:.2f}**, baseline {_fmt(base['window_accuracy'] if base else None)}.", "",
               confusion_markdown(np.array(res["window_confusion"]), cls, wbefore, "baseline"),
-              "### Lip-sync r per emotion (generated mouth opening vs the real dlib inner-lip gap, best lag +-2)", ""]
+              "## Lip-sync r per emotion (generated mouth opening vs the real dlib inner-lip gap, best lag +-2)", ""]
     clips = list(res["lipsync"]["neutral"])
     lines += ["| emotion | " + " | ".join(clips) + " | min | baseline min |", "|---" * (len(clips) + 3) + "|"]
     for e, per in res["lipsync"].items():
@@ -196,7 +221,7 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
         b = min(base["lipsync"][e][c][0] for c in clips) if base and e in base["lipsync"] else None
         lines.append(f"| {e} | " + " | ".join(f"{v:.3f}" for v in rs) + f" | {min(rs):.3f} | {_fmt(b, 3)} |")
     k = res["keyed"]
-    lines += ["", f"### Keyed sad:0 -> happy:{k['key_s']} s ({k['audio']}, 2 takes, seed 3)", "",
+    lines += ["", f"## Keyed sad:0 -> happy:{k['key_s']} s ({k['audio']}, 2 takes, seed 3)", "",
               "| take | first third reads | last third reads | max step near the key / p99 elsewhere | baseline |",
               "|---|---|---|---|---|"]
     for i, t in enumerate(k["takes"]):
@@ -206,7 +231,7 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
     lines += ["", f"Takes differ: mean |take 1 - take 2| {k['differ']:.3f}.", ""]
     tr, btr = res.get("transfer"), (base or {}).get("transfer")
     if tr:
-        lines += ["### Emotion transfer from W009 as the reference (nearest real emotion of the take's offset over "
+        lines += ["## Emotion transfer from W009 as the reference (nearest real emotion of the take's offset over "
                   "a neutral take, same seed)", "",
                   "| reference | " + " | ".join(tr["clip"]["pred"]) + " | accuracy | baseline |",
                   "|---" * (len(tr["clip"]["pred"]) + 3) + "|"]
