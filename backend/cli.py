@@ -64,12 +64,11 @@ def _cmd_generate(args) -> int:
 
     from . import jobs
     from .audio import load_audio
-    from .images import load_image
 
     out = Path(args.output)
     settings = GenerateSettings.from_args(args)
     audio = load_audio(args.audio)
-    reference = load_image(args.reference).rgb if args.reference else None
+    reference = _reference(args.reference) if args.reference else None
     models = jobs.Models(args.checkpoint, args.device)
     with tqdm(total=100, desc="generate", unit="%", disable=args.quiet, leave=False) as bar:
         def progress(f: float, stage: str) -> None:
@@ -86,6 +85,27 @@ def _cmd_generate(args) -> int:
             print(f"{path} ({take.n_frames} frames at {take.fps:g} fps, seed {take.seed}, "
                   f"take {take.index}, {guided})")
     return 0
+
+
+REFERENCE_CLIP_S = 5.0  # a reference clip's emotion is its frames' mean: a few seconds say it
+
+
+def _reference(path: str):
+    """--reference: an image -> (H, W, 3); a video -> its first seconds' frames (T, H, W, 3)."""
+    import numpy as np
+
+    from .images import load_image
+    from .tracker.frames import VIDEO_SUFFIXES, read_video
+
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        return load_image(path).rgb
+    if not Path(path).is_file():
+        raise FlowVQError(f"--reference {path}: no such file")
+    frames, fps = read_video(Path(path), int(REFERENCE_CLIP_S * 60))  # 60 fps at most before the trim
+    frames = frames[: max(1, int(REFERENCE_CLIP_S * (fps or 25.0)))]
+    if not len(frames):
+        raise FlowVQError(f"--reference {path}: no frames in this video")
+    return np.stack(frames)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     GenerateSettings.add_arguments(g, skip=("actor",))
     g.add_argument("--actor", dest="actor_dir", metavar="ACTOR_DIR",
                    help="an actor profile folder (`flowvq actor learn`): their model, lead, mouth range, head motion")
-    g.add_argument("--reference", help="image of a face whose emotion to transfer")
+    g.add_argument("--reference", help="image, or short video (its first 5 s), of a face whose emotion to transfer")
     g.add_argument("--checkpoint", help="FCG checkpoint (default: the shipped one)")
     g.add_argument("--device", help="cpu or cuda")
     g.add_argument("-o", "--output", required=True, help="output folder for take_K.npz/.csv")

@@ -117,8 +117,8 @@ def generate(models: Models, audio: Audio, settings: GenerateSettings,
         raise BadRequest(f"actor {settings.actor!r} is not loaded here: give its profile folder (--actor ACTOR_DIR)")
     generator = models.actor_generator(actor) if actor is not None else models.generator()
     reference = None
-    if reference_rgb is not None:
+    if reference_rgb is not None:  # an image (H, W, 3), or a short clip's frames (T, H, W, 3): their mean
         progress(0.0, "reading the emotion reference")
-        reference = track_image(reference_rgb).expression[0]
+        reference = track_image(reference_rgb).expression.mean(0)
     return generator.generate(audio.samples, settings, audio_sha256=audio.sha256,
                                        reference_expression=reference, progress=progress, cancel=cancel)

@@ -135,3 +135,28 @@ def test_learn_from_real_clips_and_generate_with_them(tmp_path, capsys):
     # what the actor raised shows exactly; what they lowered is cut where the neutral take is already at 0
     assert np.abs(d - real)[real > 0].max() < 0.01
     assert d @ real / (np.linalg.norm(d) * np.linalg.norm(real)) > 0.7
+
+
+def test_a_reference_is_read_as_a_mix_of_the_real_emotions(tmp_path, capsys):
+    from flowvq.emotion.real import RealOffsets
+    from flowvq.emotion.transfer import reference_mix
+    from flowvq.generate import load_generator
+    from flowvq_shared.settings import GenerateSettings
+
+    _, meta, _ = load_checkpoint(DEFAULT_CHECKPOINT)
+    real = RealOffsets.from_meta(meta["real_emotions"])
+    # a face at the learned neutral plus 0.8 of sad reads as 0.8 sad (NNLS over the offsets)
+    mix, named = reference_mix(real.neutral + 0.8 * real.offsets["sad"], real)
+    assert abs(named["sad"] - 0.8) < 1e-3 and sum(v for e, v in named.items() if e != "sad") < 1e-3
+    assert abs(mix.sum() - 1.0) < 1e-6 and abs(mix[EMOTIONS.index("neutral")] - 0.2) < 1e-3
+    gen = load_generator(device="cpu")
+    audio = load_audio(SPEECH).samples[: 16000 * 2]
+    kw = dict(takes=1, seed=2, phone_guidance=0.0, blinks=False)
+    ref = gen.generate(audio, GenerateSettings(emotion="talking", **kw),
+                       reference_expression=real.neutral + real.offsets["sad"])[0].expression
+    sad = gen.generate(audio, GenerateSettings(emotion="sad", **kw))[0].expression
+    gen.close()
+    assert np.abs(ref - sad).max() < 1e-3  # the reference's emotion is the learned sad, at its strength
+    # a reference clip that is not there: one line
+    assert cli(["generate", str(SPEECH), "--reference", str(tmp_path / "nope.mp4"), "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --reference")
