@@ -46,10 +46,17 @@ def test_profile_folder_describes_itself(learned):
     doc = json.loads((out / "actor.json").read_text())
     assert doc["format"] == 1 and doc["kind"] == "flowvq-actor" and doc["id"] == "obama_actor"
     assert len(doc["sources"][0]["sha256"]) == 64 and doc["settings"]["steps"] == 6
-    for key in ("lead_s", "lead_shift_s", "mouth_scale", "pose_scale", "neutral_expression"):
+    for key in ("lead_s", "lead_shift_s", "mouth_scale", "pose_scale", "neutral_expression", "pose_motion",
+                "generated_pose_motion", "pose_ratio_raw", "pose_scale_weight"):
         assert key in doc["estimated"]
+    est = doc["estimated"]
+    assert 0 < est["pose_scale_weight"] < 0.2  # ~3 s of footage: mostly the generator's own motion
+    assert np.allclose(np.clip(np.asarray(est["pose_ratio_raw"]) ** est["pose_scale_weight"], 0.25, 4),
+                       est["pose_scale"][:3], atol=2e-3) and est["pose_scale"][3:] == [1.0, 1.0, 1.0]
     assert set(doc["fit"]["lipsync_r"]) == {"default", "actor"}
-    assert set(doc["fit"]["pose_std_ratio"]) == {"default", "actor"}
+    for key in ("pose_std_ratio", "pose_std_ratio_plain"):
+        assert set(doc["fit"][key]) == {"default", "actor"}
+    assert "median over 4 s windows" in doc["fit"]["how"]
     assert (out / "fcg.pt").is_file() and not (out / "work").exists()
     assert sorted(p.name for p in (out / "bank").glob("*.png")) == [f"frame_{i:02d}.png" for i in range(4)]
     with np.load(out / "bank" / "bank.npz") as z:
@@ -199,3 +206,31 @@ def test_render_actor_refusals(tmp_path, capsys):
                 settings=GenerateSettings(fps=25.0)).save(tmp_path / "takes")
     _refused(["render", "--portrait", str(img), "--take", str(take), "--actor", str(tmp_path), "-o",
               str(tmp_path / "o")], capsys, "not an actor profile")
+
+
+def test_head_motion_estimate_is_typical_and_shrunk():
+    """The head-motion scale (learn.estimate): the median of 4 s window stds ignores one big turn that
+    inflates a plain std, and little footage keeps the ratio near 1 (the default model's prior)."""
+    from flowvq.actor.learn import POSE_PRIOR_S, motion_windows, pose_ratio, shrunk_pose_scale, typical_motion
+
+    fps, rng = 25.0, np.random.default_rng(0)
+    t = np.arange(int(60 * fps)) / fps
+    real = 0.02 * rng.standard_normal((len(t), 3))               # typical motion: std 0.02 per axis
+    real[:, 1] += 0.4 * np.clip((t - 30.0) / 2.0, 0.0, 1.0)      # one big 0.4 rad turn of the head at 30 s
+    generated = 0.01 * rng.standard_normal((len(t), 3))          # the generator moves half as much
+    assert real[:, 1].std() > 5 * 0.02                           # the turn dominates one std over all of it
+    typ = typical_motion([real], fps)
+    assert np.allclose(typ, 0.02, rtol=0.15), typ                # the median window does not see it
+    assert np.allclose(typical_motion([generated], fps), 0.01, rtol=0.15)
+
+    raw, w, scale = shrunk_pose_scale(typ, typical_motion([generated], fps), 60.0)
+    assert np.allclose(raw, 2.0, rtol=0.2) and w == 60.0 / (60.0 + POSE_PRIOR_S)
+    assert np.allclose(scale, raw ** w) and np.all((scale > 1.5) & (scale < 2.0))
+    _, w5, scale5 = shrunk_pose_scale(typ, typical_motion([generated], fps), 5.0)
+    assert w5 < w and np.all(np.abs(np.log(scale5)) < 0.5 * np.abs(np.log(scale)))  # 5 s: closer to 1
+    assert np.allclose(shrunk_pose_scale([0.02, 0.0, 0.02], [0.0, 0.01, 0.02], 60.0)[0], 1.0)  # no motion: no evidence
+
+    # windows: half-overlapping 4 s windows over the track; a track shorter than one window is one window
+    assert motion_windows(real, fps).shape == (29, 3) and motion_windows(real[:50], fps).shape == (1, 3)
+    mean, axes = pose_ratio([generated], [real], fps)             # the fit's / measure's figure
+    assert np.allclose(axes, 0.5, rtol=0.2) and abs(mean - np.mean(axes)) < 1e-3

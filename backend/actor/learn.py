@@ -11,9 +11,10 @@ written atomically, so Ctrl-C never leaves a half file that a later run would tr
   finetune  ExpFlow + PoseFlow from the shipped checkpoint: few steps, low learning rate, an L2 pull
             towards the default weights (the default model's prior kept), early stopping on the
             held-out NLL -> fcg.pt (float16)
-  estimate  lead of lips over sound, mouth range per channel, head-motion std per axis (each
-            against what the fine-tuned generator makes on the same audio), neutral face, identity
-  fit       held-out lip-sync r and pose std ratio, profile vs the default model
+  estimate  lead of lips over sound, mouth range per channel, typical head motion per axis (median
+            of 4 s window stds; each against what the fine-tuned generator makes on the same audio;
+            the head's ratio shrunk toward 1 with little footage), neutral face, identity
+  fit       held-out lip-sync r and typical-motion pose ratio, profile vs the default model
   bank      a few of their own frames (face crops, PNG) + their tracked curves -> bank/
   actor.json written last
 """
@@ -38,6 +39,20 @@ MIN_SECONDS = 8.0
 SAMPLE_RATE = 16000
 MAX_MULTI_FACE = 0.25  # share of frames with a second face that refuses the footage
 MIN_FACE = 0.5  # share of frames with a face needed
+# Head motion (docs/actor.md, "Head motion"): the typical motion of an axis is the median, over
+# windows of POSE_WINDOW_S (half-overlapping, each mean-removed), of the window's std: a few big
+# turns inflate one std over a long span, not the median. The same windows for the real track and
+# for the generated takes on the same audio.
+POSE_WINDOW_S = 4.0
+# The measured ratio real / generated is shrunk toward 1 (the default model's prior) with little
+# footage: scale = ratio ** w, w = T / (T + POSE_PRIOR_S), T the seconds it was measured over.
+# In log space this is the posterior mean of a ratio with prior spread tau and a measurement whose
+# variance falls as 1/T; POSE_PRIOR_S = (per-second variance of the measured log ratio) / tau^2.
+# From the tracked clips (dfrf, obama): 4 s window stds spread by sd(log) ~0.5 (real) and ~0.3
+# (generated), x1.6 for a median, ~3.5 s of independent footage per window -> ~2.2 s / T; tau^2 ~0.1
+# (actor vs fine-tuned generator, after that noise) -> ~22 s. So 20 s: 20 s of footage is trusted halfway.
+POSE_PRIOR_S = 20.0
+POSE_TAKES = 3  # generated takes pooled for the head-motion estimate (a batch: about the cost of one)
 
 
 
@@ -303,19 +318,66 @@ def _lead_frames(curves: list[tuple[np.ndarray, np.ndarray]], max_lag: int = 8) 
     return -max(total, key=total.get)  # lag < 0: the mouth is early, i.e. it leads
 
 
-def _generate_plain(gen, audio: np.ndarray, fps: float, seed: int = 0):
+def _generate_plain(gen, audio: np.ndarray, fps: float, seed: int = 0, takes: int = 1):
+    """Take 1's expression and pose, and the pose of every take (take 1 is the same for any `takes`)."""
     from flowvq_shared.settings import GenerateSettings
 
-    t = gen.generate(audio, GenerateSettings(fps=fps, takes=1, seed=seed))[0]
-    return t.expression, t.pose
+    ts = gen.generate(audio, GenerateSettings(fps=fps, takes=takes, seed=seed))
+    return ts[0].expression, ts[0].pose, [t.pose for t in ts]
 
 
-def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 40.0) -> dict:
+def motion_windows(pose: np.ndarray, fps: float, window_s: float = POSE_WINDOW_S) -> np.ndarray:
+    """(windows, axes): the std of each axis in each window of `window_s` (half-overlapping, spread
+    evenly over the track, each window mean-removed); a track shorter than a window is one window."""
+    pose = np.asarray(pose, np.float64)
+    if pose.ndim == 1:
+        pose = pose[:, None]
+    n, w = len(pose), max(2, int(round(window_s * fps)))
+    if n < 2:
+        return np.zeros((0, pose.shape[1]))
+    if n <= w:
+        return pose.std(0)[None]
+    k = int(math.ceil((n - w) / (w / 2))) + 1
+    starts = np.linspace(0, n - w, k).round().astype(int)
+    return np.stack([pose[a:a + w].std(0) for a in starts])
+
+
+def typical_motion(tracks, fps: float, window_s: float = POSE_WINDOW_S) -> np.ndarray:
+    """Per axis: the median over the windows of all `tracks` of the window's std (motion_windows)."""
+    wins = [motion_windows(t, fps, window_s) for t in tracks]
+    wins = [x for x in wins if len(x)]
+    if not wins:
+        raise ValueError("no track of two frames or more")
+    return np.median(np.concatenate(wins), axis=0)
+
+
+def shrunk_pose_scale(real: np.ndarray, generated: np.ndarray, seconds: float,
+                      prior_s: float = POSE_PRIOR_S) -> tuple[np.ndarray, float, np.ndarray]:
+    """real / generated typical motion per axis -> (raw ratio, weight w, applied scale = clip(ratio ** w)),
+    w = seconds / (seconds + prior_s): little footage keeps the generator's own motion."""
+    real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
+    raw = np.where(generated > 1e-6, real / np.maximum(generated, 1e-6), 1.0)
+    raw = np.where(real > 1e-6, raw, 1.0)  # an axis that never moved (or was not tracked) is no evidence
+    w = float(seconds) / (float(seconds) + prior_s) if seconds > 0 else 0.0
+    return raw, w, np.clip(raw ** w, *POSE_SCALE_RANGE)
+
+
+def pose_ratio(generated, real, fps: float) -> tuple[float, list[float]]:
+    """Generated vs real head motion: typical_motion per rotation axis, ratio per axis and its mean
+    (the figure the fit and python -m flowvq.actor.measure report)."""
+    g = typical_motion([np.asarray(p)[:, :3] for p in generated], fps)
+    r = typical_motion([np.asarray(p)[:, :3] for p in real], fps)
+    per = g / np.maximum(r, 1e-6)
+    return float(np.mean(per)), [round(float(x), 4) for x in per]
+
+
+def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120.0) -> dict:
     from ..evaluate.lipsync import loudness_curve
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
     from ..generate import load_generator
 
     real_lead, gen_lead, real_mouth, real_pose, gen_mouth, gen_pose, quiet = [], [], [], [], [], [], []
+    real_motion, gen_motion = [], []  # rotation over the calibrated frames: real, and every generated take
     gen = load_generator(ckpt, device="cpu")
     calib = 0.0
     try:
@@ -331,11 +393,15 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 40.
             real_pose.append(pose - pose.mean(0))
             quiet.append(res.expression[a:b][loud <= np.quantile(loud, 0.2)])
             if calib < max_calib_s:  # what the fine-tuned generator makes on the same audio
-                e, p = _generate_plain(gen, clip[: int(min(n / fps, max_calib_s - calib) * SAMPLE_RATE)], fps)
+                e, p, takes = _generate_plain(gen, clip[: int(min(n / fps, max_calib_s - calib) * SAMPLE_RATE)], fps,
+                                              takes=POSE_TAKES)
                 gen_lead.append((mouth_opening(e), loud[: len(e)]))
                 gen_mouth.append(e[:, MOUTH_INDEX])
                 gen_pose.append(p - p.mean(0))
-                calib += len(e) / fps
+                m = min(len(e), n)
+                real_motion.append(pose[:m, :3])
+                gen_motion += [t[:m, :3] for t in takes]
+                calib += m / fps
     finally:
         gen.close()
     fps0 = sources[0]["fps"]
@@ -347,8 +413,16 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 40.
     g_span = g_hi - g_lo
     scale = np.where(g_span > 1e-3, (r_hi - r_lo) / np.maximum(g_span, 1e-3), 1.0)
     rp, gp = np.concatenate(real_pose), np.concatenate(gen_pose)
-    pose_scale = np.where(gp.std(0) > 1e-6, rp.std(0) / np.maximum(gp.std(0), 1e-6), 1.0)
-    pose_scale[3:] = 1.0  # translation: not learned (see write_datasets), left as generated
+    # head motion: typical (windowed median) motion, real vs generated on the same frames, shrunk toward 1
+    real_typ, gen_typ = typical_motion(real_motion, fps0), typical_motion(gen_motion, fps0)
+    raw, w, rot_scale = shrunk_pose_scale(real_typ, gen_typ, calib)
+    pose_scale = np.ones(rp.shape[1])
+    pose_scale[:3] = rot_scale  # translation: not learned (see write_datasets), left as generated
+
+    def log_sd(tracks):  # how much the window stds wander (the noise POSE_PRIOR_S is set against)
+        x = np.concatenate([motion_windows(t, fps0) for t in tracks])
+        return np.log(np.maximum(x, 1e-6)).std(0).round(3).tolist()
+
     neutral = np.median(np.concatenate(quiet), axis=0)
     return {
         "lead_s": round(lead_real / fps0, 4), "generated_lead_s": round(lead_gen / fps0, 4),
@@ -359,15 +433,25 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 40.
         "mouth_p5": r_lo.round(4).tolist(), "mouth_centre": r_c.round(4).tolist(), "mouth_p95": r_hi.round(4).tolist(),
         "generated_mouth_centre": g_c.round(4).tolist(),
         "pose_std": rp.std(0).round(5).tolist(), "generated_pose_std": gp.std(0).round(5).tolist(),
-        "pose_scale": np.clip(pose_scale, *POSE_SCALE_RANGE).round(4).tolist(),
+        "pose_motion": real_typ.round(5).tolist(), "generated_pose_motion": gen_typ.round(5).tolist(),
+        "pose_ratio_raw": raw.round(4).tolist(), "pose_scale_weight": round(w, 4),
+        "pose_scale": pose_scale.round(4).tolist(),
+        "pose_window_log_sd": {"real": log_sd(real_motion), "generated": log_sd(gen_motion)},
+        "pose_how": (f"pitch/yaw/roll: pose_motion = median over {POSE_WINDOW_S:g} s windows (half-overlapping, "
+                     f"mean-removed) of the window std, real track vs {POSE_TAKES} generated takes on the same "
+                     f"{calib:.1f} s; pose_scale = ratio ** w, w = T / (T + {POSE_PRIOR_S:g} s), clipped "
+                     f"{POSE_SCALE_RANGE[0]:g}-{POSE_SCALE_RANGE[1]:g}; pose_std / generated_pose_std: plain std "
+                     "over all of it, for reference"),
+        "pose_seconds": round(calib, 1), "pose_window_s": POSE_WINDOW_S, "pose_prior_s": POSE_PRIOR_S,
         "neutral_expression": neutral.round(4).tolist(),
         "calibration_seconds": round(calib, 1),
     }
 
 
-def measure_fit(actor_dir: Path, sources, tracks, audios, segs) -> dict:
+def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) -> dict:
     """Held-out lip-sync r (dlib inner-lip gap vs generated mouth opening, best lag within +-2
-    frames) and head-pose std ratio, the profile vs the default model, take 1, seed 0."""
+    frames; take 1, seed 0) and head-pose ratio (typical motion, pose_ratio; takes 1-`takes`,
+    seed 0, averaged), the profile vs the default model."""
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
     from ..generate import load_generator
@@ -377,7 +461,8 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs) -> dict:
         return {"note": "no held-out footage (holdout 0 or too short)"}
     gens = {"default": load_generator(None, device="cpu"),
             "actor": ActorGenerator(ActorProfile(actor_dir, _draft_doc(actor_dir)), device="cpu")}
-    res = {k: {"r": [], "pose_ratio": []} for k in gens}
+    res = {k: {"r": [], "plain": [], "takes": [[] for _ in range(takes)]} for k in gens}
+    real = []
     frames = 0
     try:
         for s in segs["holdout"]:
@@ -386,11 +471,14 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs) -> dict:
             clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
             gap = fill_nan(lip_gap(tr.landmarks[a:b]))
             real_std = tr.pose[a:b, :3].std(0)
+            real.append(tr.pose[a:b, :3])
             frames += b - a
             for k, gen in gens.items():
-                e, p = _generate_plain(gen, clip, fps)
+                e, p, ps = _generate_plain(gen, clip, fps, takes=takes)
                 res[k]["r"].append((best_lag_corr(mouth_opening(e), gap)[0], b - a))
-                res[k]["pose_ratio"].append((float(np.mean(p[:, :3].std(0) / np.maximum(real_std, 1e-6))), b - a))
+                res[k]["plain"].append((float(np.mean(p[:, :3].std(0) / np.maximum(real_std, 1e-6))), b - a))
+                for j, q in enumerate(ps):
+                    res[k]["takes"][j].append(q[: b - a, :3])
     finally:
         for gen in gens.values():
             gen.close()
@@ -399,12 +487,20 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs) -> dict:
         w = sum(n for _, n in pairs)
         return round(sum(v * n for v, n in pairs) / w, 4)
 
-    return {"holdout_seconds": round(frames / sources[0]["fps"], 1),
+    fps0 = sources[0]["fps"]
+    ratios = {k: [pose_ratio(t, real, fps0) for t in v["takes"]] for k, v in res.items()}
+    return {"holdout_seconds": round(frames / fps0, 1),
             "lipsync_r": {k: wmean(v["r"]) for k, v in res.items()},
-            "pose_std_ratio": {k: wmean(v["pose_ratio"]) for k, v in res.items()},
-            "how": "take 1, seed 0, default settings; r: dlib inner-lip gap of the tracked held-out frames vs "
-                   "the generated mouth opening, best lag within +-2 frames; pose ratio: mean over pitch/yaw/roll "
-                   "of generated std / tracked std"}
+            "pose_std_ratio": {k: round(float(np.mean([m for m, _ in v])), 4) for k, v in ratios.items()},
+            "pose_std_ratio_axes": {k: np.mean([ax for _, ax in v], axis=0).round(4).tolist()
+                                    for k, v in ratios.items()},
+            "pose_std_ratio_plain": {k: wmean(v["plain"]) for k, v in res.items()},
+            "how": f"default settings, seed 0; r (take 1): dlib inner-lip gap of the tracked held-out frames vs "
+                   f"the generated mouth opening, best lag within +-2 frames; pose_std_ratio (takes 1-{takes}, "
+                   f"averaged): typical motion, generated / tracked, per pitch/yaw/roll (pose_std_ratio_axes) then "
+                   f"their mean, typical motion = median over {POSE_WINDOW_S:g} s windows (half-overlapping, "
+                   f"mean-removed) of the window std, the same windows for both; pose_std_ratio_plain (take 1): "
+                   f"the old figure, generated std / tracked std over the whole held-out span, mean over the axes"}
 
 
 def _draft_doc(actor_dir: Path) -> dict:

@@ -4,9 +4,12 @@
 
 r = Pearson correlation of the dlib inner-lip gap of the real video (evaluate/landmarks.py, cached)
 with the generated mouth opening (evaluate/mouth.py), best lag within +-2 frames, for actor takes
-and default takes from the same audio span, same seeds. Head-pose std ratio = generated std / the
-tracked real std (pitch, yaw, roll, averaged), the real pose from the project's tracker on the same
-span (or, with --pose-from-track NPZ, from an existing track of the clip).
+and default takes from the same audio span, same seeds. Head-pose ratio = generated / real typical
+motion (learn.pose_ratio: per pitch/yaw/roll the median over 4 s windows of the window std, then the
+mean of the three ratios), the real pose from the project's tracker on the same span (or, with
+--pose-from-track NPZ, from an existing track of the clip); pose_std_ratio_plain is the old figure
+(one std over the whole span). --span-track NPZ keeps the test span's track: written the first
+time, read (if it has the span's frame count) the next, so before/after runs track it once.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 
 def measure(video: str, actor_dir: str, start: float, end: float | None = None, takes: int = 2,
-            pose_track: str | None = None) -> dict:
+            pose_track: str | None = None, span_track: str | None = None) -> dict:
     from flowvq_shared.settings import GenerateSettings
 
     from ..evaluate.clips import extract_audio, video_fps
@@ -26,6 +29,7 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
     from ..generate import load_generator
+    from .learn import pose_ratio
     from .profile import load_actor
 
     fps = video_fps(video)
@@ -40,11 +44,24 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
         real_pose = TrackResult.load(pose_track).pose
         pose_note = f"tracked pose of {pose_track} (the learned part of the clip)"
     else:
-        from ..tracker import track
+        from pathlib import Path
+
+        from ..tracker import TrackResult, track
         from ..tracker.frames import read_video
-        frames, _ = read_video(__import__("pathlib").Path(video), b)
-        real_pose = track(frames[a:b], fps=fps).pose
-        pose_note = "tracked pose of the measured span"
+        cached = Path(span_track) if span_track else None
+        if cached is not None and cached.is_file() and len(TrackResult.load(cached).pose) == b - a:
+            real_pose = TrackResult.load(cached).pose
+            pose_note = f"tracked pose of the measured span (read from {cached})"
+        else:
+            frames, _ = read_video(Path(video), b)
+            res = track(frames[a:b], fps=fps)
+            real_pose = res.pose
+            pose_note = "tracked pose of the measured span"
+            if cached is not None:
+                tmp = cached.with_name(cached.stem + ".tmp.npz")
+                res.save(tmp)
+                tmp.replace(cached)
+                pose_note += f" (kept in {cached})"
     real_std = real_pose[:, :3].std(0)
     out = {"video": video, "span_s": [start, b / fps], "fps": fps, "takes": takes, "pose_reference": pose_note}
     for name, gen in (("default", load_generator(None, device="cpu")), ("actor", load_actor(actor_dir, device="cpu"))):
@@ -52,12 +69,19 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
         ts = gen.generate(clip, GenerateSettings(fps=fps, takes=takes, seed=0))
         gen.close()
         rs = [best_lag_corr(mouth_opening(t.expression), gap) for t in ts]
-        ratios = [float(np.mean(t.pose[:, :3].std(0) / np.maximum(real_std, 1e-6))) for t in ts]
+        plain = [float(np.mean(t.pose[:, :3].std(0) / np.maximum(real_std, 1e-6))) for t in ts]
+        typical = [pose_ratio([t.pose], [real_pose], fps) for t in ts]
         out[name] = {"r": [round(r, 4) for r, _ in rs], "lag": [int(l) for _, l in rs],
                      "r_mean": round(float(np.mean([r for r, _ in rs])), 4),
-                     "pose_std_ratio": [round(x, 3) for x in ratios],
-                     "pose_std_ratio_mean": round(float(np.mean(ratios)), 3),
+                     "pose_std_ratio": [round(m, 3) for m, _ in typical],
+                     "pose_std_ratio_mean": round(float(np.mean([m for m, _ in typical])), 3),
+                     "pose_std_ratio_axes": np.mean([ax for _, ax in typical], axis=0).round(3).tolist(),
+                     "pose_std_ratio_plain": [round(x, 3) for x in plain],
+                     "pose_std_ratio_plain_mean": round(float(np.mean(plain)), 3),
                      "seconds": round(time.time() - t0, 1)}
+    out["pose_how"] = ("pose_std_ratio: generated / real typical motion (median over 4 s windows, half-overlapping, "
+                       "mean-removed, of the window std) per pitch/yaw/roll (pose_std_ratio_axes, mean over takes), "
+                       "then the mean of the three; pose_std_ratio_plain: generated std / real std over the whole span")
     return out
 
 
@@ -68,9 +92,11 @@ def main(argv=None) -> int:
     p.add_argument("--start", type=float, required=True)
     p.add_argument("--end", type=float)
     p.add_argument("--takes", type=int, default=2)
-    p.add_argument("--pose-from-track")
+    p.add_argument("--pose-from-track", help="an existing track of the clip as the real pose (not the span's)")
+    p.add_argument("--span-track", help="NPZ keeping the measured span's track (written once, then read)")
     a = p.parse_args(argv)
-    print(json.dumps(measure(a.video, a.actor_dir, a.start, a.end, a.takes, a.pose_from_track), indent=1))
+    print(json.dumps(measure(a.video, a.actor_dir, a.start, a.end, a.takes, a.pose_from_track, a.span_track),
+                     indent=1))
     return 0
 
 

@@ -8,7 +8,8 @@
 
 `ActorGenerator` wraps the pipeline's `Generator` over the actor's checkpoint and applies what a
 fine-tune should not have to learn: the lead of their lips over their sound (a time shift of the
-mouth channels), their mouth's range per channel, their head's motion (pose std per axis).
+mouth channels), their mouth's range per channel, their head's motion (a scale per rotation axis: their typical
+motion over the generator's, shrunk toward 1 with little footage; learn.py, estimate).
 """
 from __future__ import annotations
 
