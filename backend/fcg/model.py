@@ -160,14 +160,15 @@ class FCGModel(nn.Module):
     @torch.no_grad()
     def sample(self, windows: torch.Tensor, emotion: int, source: torch.Tensor, rngs: list,
                temperature: float = 1.0, reference: torch.Tensor | None = None, manifold: bool = False,
-               progress=None, cancel=None, emotion_weights: torch.Tensor | None = None, parallel: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               progress=None, cancel=None, emotion_weights: torch.Tensor | None = None, parallel: bool = True,
+               display_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """windows (T,16,80); one numpy Generator per take. Returns expression (B,T,64), pose (B,T,6).
 
         emotion_weights (T, n_emotions): an emotion that changes over time (keys). Everything the flow
         conditions on the class is blended per frame with these weights: the emotion encoder's input,
         each step's class-conditional actnorm and the mixture prior's component mean. `emotion` is
-        then the class the takes' noise is drawn with (the first key)."""
+        then the class the takes' noise is drawn with (the first key). display_scale (B,): how strongly
+        each take shows its class's display (1 = as learned), inside the first multi-actnorm."""
         c = self.cfg
         dev = windows.device
         b, t_len = len(rngs), windows.shape[0]
@@ -204,6 +205,12 @@ class FCGModel(nn.Module):
             inv_scale = torch.exp(-log_scale)[:, :, None, :].expand(-1, -1, b, -1)
             bias = torch.stack([w @ st.actnorm.bias for st in steps], 1)[:, :, None, :].expand(-1, -1, b, -1)
             shift = (w @ self.display)[:, None, None, :].expand(-1, b, 1, -1)  # (T, B, 1, D)
+        if display_scale is not None:  # take k shows s_k * display: b_e + (1 - s_k) * display (first step)
+            sc = display_scale.to(dev, self.latents.dtype)
+            shown = shift[..., 0, :]  # (B, D) or (T, B, D): the display each frame is read against
+            bias = bias.clone()
+            bias[..., -1, :, :] = bias[..., -1, :, :] + (1 - sc)[:, None] * shown
+            shift = shift * sc[:, None, None]
         # the context starts at the source face in every class (a display is relative to it)
         exp_chain = Chain(z=z_exp, frame_tok=ef.frame_tokens(frame_exp, exp_plan),
                           prev_tok=ef.prev_tokens(src[:, None, :].expand(b, c.tau, c.exp_dim), exp_plan),

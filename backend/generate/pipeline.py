@@ -129,7 +129,7 @@ class Generator:
             recognising = phones is not None and not phones.done()
             exp, pose = m.sample(windows, emo, neutral, rngs, temperature=s.temperature, reference=ref,
                                  manifold=manifold, progress=progress, cancel=cancel, emotion_weights=weights,
-                                 parallel=not recognising)
+                                 parallel=not recognising, display_scale=display_scales(seed, n_takes))
             applied, note = 0.0, ""
             if s.phone_guidance > 0:
                 guided, note = guide(exp.float().cpu().numpy(), phones, n_frames, s.fps, s.phone_guidance)
@@ -152,6 +152,16 @@ class Generator:
                      guidance_applied=applied, guidance_note=note,
                      blink_starts=_onsets(lids[k]) if lids is not None else ())
                 for k in range(n_takes)]
+
+
+DISPLAY_SPREAD = 0.2  # take k shows its emotion's display at 1 +- this (uniform): takes differ in how strongly
+
+
+def display_scales(seed: int, n_takes: int) -> torch.Tensor:
+    """(B,) per take, from (seed, take) alone: the same request gives the same takes. A class without a
+    display (talking, a corpus-trained checkpoint) is unaffected."""
+    return torch.tensor([np.random.default_rng([seed, k, 0xD15]).uniform(1 - DISPLAY_SPREAD, 1 + DISPLAY_SPREAD)
+                         for k in range(n_takes)], dtype=torch.float32)
 
 
 def _real_emotions(meta: dict):
