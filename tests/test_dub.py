@@ -174,3 +174,20 @@ def test_refusals_each_in_one_line(obama, tmp_path):
     assert (tmp_path / "afile").read_text() == "mine"
     # nothing was written for a refused line
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_shot_dubbed_again_reads_its_track_from_the_cache(obama, tmp_path, monkeypatch):
+    """Another line on the same shot skips finding and fitting the face (the slow part) and dubs the same."""
+    from flowvq.dub import dub_shot
+    from flowvq.tracker.follow import Shot
+
+    monkeypatch.setenv("FLOWVQ_CACHE", str(tmp_path / "cache"))
+    shot = Shot.open(obama)
+    curves = save_curves(tmp_path / "line.npz", np.zeros((shot.frames, 64)), shot.fps)
+    first, again = [], []
+    m = dub_shot(obama, tmp_path / "a", take=curves, log=first.append)
+    dub_shot(obama, tmp_path / "b", take=curves, log=again.append)
+    assert not any("cache" in line for line in first) and any("read from the cache" in line for line in again)
+    assert len(list((tmp_path / "cache" / "dub").glob("*.npz"))) == 2  # landmarks + fit, nothing half-written
+    for x, y in zip(read(tmp_path / "a", m["frames"]), read(tmp_path / "b", m["frames"])):
+        assert np.array_equal(x, y)

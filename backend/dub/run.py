@@ -61,6 +61,48 @@ def load_curves(path) -> tuple[np.ndarray, float, str]:
     return expr, fps, f"curves {path.name}"
 
 
+def _track_file(shot_sha: str) -> Path:
+    """Where a shot's landmarks and fit are cached: keyed by the shot's bytes, the tracker's source and
+    the dub's fit settings, so a changed tracker or fit re-tracks."""
+    import hashlib
+
+    from ..tracker.cache import cache_root, tracker_fingerprint
+
+    key = hashlib.sha256(f"{shot_sha} {tracker_fingerprint()} {DUB_FIT!r} {DUB_VERSION}".encode()).hexdigest()[:24]
+    return cache_root() / "dub" / f"{key}.npz"
+
+
+def _cached_track(shot_sha: str):
+    from ..tracker.result import TrackResult
+
+    path = _track_file(shot_sha)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            lms = ShotLandmarks(z["landmarks"], z["found"], z["score"], int(z["counted"]), int(z["several"]),
+                                [str(n) for n in z["notes"]])
+        return lms, TrackResult.load(path.with_suffix(".track.npz"))
+    except (OSError, KeyError, ValueError, BadRequest):  # a damaged cache is re-made, never trusted
+        return None
+
+
+def _store_track(shot_sha: str, lms: ShotLandmarks, fit) -> None:
+    import os
+
+    path = _track_file(shot_sha)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}")
+        fit.save(f"{tmp}.track.npz")
+        os.replace(f"{tmp}.track.npz", path.with_suffix(".track.npz"))
+        np.savez_compressed(f"{tmp}.npz", landmarks=lms.landmarks, found=lms.found, score=lms.score,
+                            counted=lms.counted, several=lms.several, notes=np.array(lms.notes, dtype=np.str_))
+        os.replace(f"{tmp}.npz", path)  # written last: its presence says both files are whole
+    except OSError:  # a read-only or full cache costs speed, never the dub
+        pass
+
+
 def bank_for(actor, shot: Shot, lms: ShotLandmarks, log) -> tuple[MouthBank, str]:
     """The actor's mouth bank when the profile has one, else one built from the shot itself."""
     if actor is not None:
@@ -125,15 +167,22 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
         _check_length(len(expr_in) / fps_in, shot)
 
     out.mkdir(parents=True, exist_ok=True)
-    report(0.0, "finding the face")
-    lms = find_landmarks(shot, lambda f, s: report(0.3 * f, s), cancel)
+    shot_sha = _sha256(shot.path)
+    model = load_face_model("default")
+    camera = Camera.for_image(shot.width, shot.height)
+    cached = _cached_track(shot_sha)
+    if cached is not None:  # this shot was tracked before (another line, another take): the fit is the same
+        lms, fit = cached
+        log("track: read from the cache (this shot was dubbed before)")
+    else:
+        report(0.0, "finding the face")
+        lms = find_landmarks(shot, lambda f, s: report(0.3 * f, s), cancel)
+        report(0.3, "fitting the face")
+        fit = fit_landmarks(lms.landmarks, lms.found, lms.score, camera, model, shot.fps, config=DUB_FIT)
+        _store_track(shot_sha, lms, fit)
     for note in lms.notes:
         log(f"note: {note}")
     smooth = smooth_landmarks(lms.landmarks, lms.found)
-    report(0.3, "fitting the face")
-    model = load_face_model("default")
-    camera = Camera.for_image(shot.width, shot.height)
-    fit = fit_landmarks(lms.landmarks, lms.found, lms.score, camera, model, shot.fps, config=DUB_FIT)
     if new_audio is not None:
         report(0.4, "generating the mouth")
         from .. import jobs
@@ -162,7 +211,7 @@ def dub_shot(video, out_dir, *, audio=None, take=None, actor=None, bank=None, se
 
     manifest = {
         "kind": "flowvq-dub", "format": fmt, "frames": shot.frames, "fps": shot.fps, "width": shot.width,
-        "height": shot.height, "shot": {"file": str(shot.path), "sha256": _sha256(shot.path)},
+        "height": shot.height, "shot": {"file": str(shot.path), "sha256": shot_sha},
         "line": label, "line_frames": int(inside.sum()), "actor": None if actor is None else str(actor),
         "bank": {"from": bank_label, "frames": len(bank)}, "versions": {"dub": DUB_VERSION},
         "notes": list(lms.notes), "complete": False,
