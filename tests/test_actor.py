@@ -57,6 +57,9 @@ def test_profile_folder_describes_itself(learned):
     for key in ("pose_std_ratio", "pose_std_ratio_plain"):
         assert set(doc["fit"][key]) == {"default", "actor"}
     assert "median over 4 s windows" in doc["fit"]["how"]
+    # ~2 s held out: too short to judge the corrections, so everything is applied (as before the selection)
+    assert est["selected"]["candidate"] == "fine-tuned + lead + mouth" and est["selection"]["judged"] is False
+    assert "too short to judge" in est["selection"]["note"]
     assert (out / "fcg.pt").is_file() and not (out / "work").exists()
     assert sorted(p.name for p in (out / "bank").glob("*.png")) == [f"frame_{i:02d}.png" for i in range(4)]
     with np.load(out / "bank" / "bank.npz") as z:
@@ -234,3 +237,60 @@ def test_head_motion_estimate_is_typical_and_shrunk():
     assert motion_windows(real, fps).shape == (29, 3) and motion_windows(real[:50], fps).shape == (1, 3)
     mean, axes = pose_ratio([generated], [real], fps)             # the fit's / measure's figure
     assert np.allclose(axes, 0.5, rtol=0.2) and abs(mean - np.mean(axes)) < 1e-3
+
+
+def test_held_out_selection_picks_and_is_honoured(tmp_path):
+    """The select stage's choice (learn.choose_candidate over held-out lip-sync r) and what a profile
+    does with it (ActorProfile.adapt, the model it loads; strict; a profile without it applies everything)."""
+    from flowvq.actor import ActorError, ActorProfile
+    from flowvq.actor.learn import CANDIDATES, MOUTH_PRIOR_S, candidate_settings, choose_candidate
+    from flowvq.actor.profile import MOUTH_INDEX
+
+    order = [c[0] for c in CANDIDATES]
+    assert order[0] == "default" and order[-1] == "fine-tuned + lead + mouth"
+    # Obama_clip2's held-out r: the corrections hurt, the default wins
+    scores = {"default": 0.29, "fine-tuned": 0.27, "fine-tuned + lead": 0.2, "fine-tuned + mouth (shrunk)": 0.22,
+              "fine-tuned + lead + mouth (shrunk)": 0.18, "fine-tuned + mouth": 0.17, "fine-tuned + lead + mouth": 0.15}
+    assert choose_candidate(scores, order) == "default"
+    assert choose_candidate({**scores, "fine-tuned + lead": 0.35}, order) == "fine-tuned + lead"
+    assert choose_candidate({**scores, "fine-tuned": 0.29}, order) == "default"            # a tie: the simpler
+    assert choose_candidate({**scores, "default": float("nan")}, order) == "fine-tuned"     # NaN: the worst
+    with pytest.raises(ValueError):
+        choose_candidate({}, order)
+    w = 20.0 / (20.0 + MOUTH_PRIOR_S)
+    sets = {c["candidate"]: c for c in candidate_settings(w)}
+    assert sets["fine-tuned + mouth (shrunk)"] == {"candidate": "fine-tuned + mouth (shrunk)", "model": "actor",
+                                                   "lead_shift": False, "mouth_scale_power": 0.5}
+    assert sets["default"]["model"] == "default" and sets["fine-tuned + lead + mouth"]["mouth_scale_power"] == 1.0
+
+    est = {"lead_shift_s": 0.08, "mouth_scale": [2.0] * 16, "mouth_centre": [0.0] * 16,
+           "generated_mouth_centre": [0.0] * 16, "pose_scale": [2.0, 2.0, 2.0, 1.0, 1.0, 1.0],
+           "neutral_expression": [0.0] * 64}
+    for name in ("fcg.pt", "bank.npz"):
+        (tmp_path / name).write_bytes(b"x")
+    doc = {"format": 1, "kind": "flowvq-actor", "id": "a", "files": {"fcg": "fcg.pt", "bank": "bank.npz"},
+           "estimated": est}
+    rng = np.random.default_rng(0)
+    exp, pose = rng.standard_normal((50, 64)).astype(np.float32), rng.standard_normal((50, 6)).astype(np.float32)
+
+    def adapt(selected):
+        e = dict(est, selected=selected) if selected else est
+        (tmp_path / "actor.json").write_text(json.dumps({**doc, "estimated": e}))
+        prof = ActorProfile.load(tmp_path)
+        return prof, prof.adapt(exp, pose, 25.0)
+
+    old, (e_old, p_old) = adapt(None)  # no selection: lead 2 frames, scale 2, pose 2 (as always)
+    assert not old.uses_default_model
+    assert np.allclose(e_old[:-2, MOUTH_INDEX], 2 * exp[2:, MOUTH_INDEX])
+    prof, (e, p) = adapt(sets["default"])
+    assert prof.uses_default_model and np.allclose(e, exp) and np.allclose(p, p_old)  # head motion still theirs
+    _, (e, _) = adapt(sets["fine-tuned + mouth (shrunk)"])
+    assert np.allclose(e[:, MOUTH_INDEX], 2 ** 0.5 * exp[:, MOUTH_INDEX], atol=1e-5)
+    _, (e, _) = adapt(sets["fine-tuned + lead"])
+    assert np.allclose(e[:-2, MOUTH_INDEX], exp[2:, MOUTH_INDEX])
+    for bad in ({"model": "other", "lead_shift": True, "mouth_scale_power": 1.0},
+                {"model": "actor", "lead_shift": 1, "mouth_scale_power": 1.0},
+                {"model": "actor", "lead_shift": True, "mouth_scale_power": 2.0}):
+        (tmp_path / "actor.json").write_text(json.dumps({**doc, "estimated": dict(est, selected=bad)}))
+        with pytest.raises(ActorError, match="estimated.selected"):
+            ActorProfile.load(tmp_path)

@@ -14,6 +14,10 @@ written atomically, so Ctrl-C never leaves a half file that a later run would tr
   estimate  lead of lips over sound, mouth range per channel, typical head motion per axis (median
             of 4 s window stds; each against what the fine-tuned generator makes on the same audio;
             the head's ratio shrunk toward 1 with little footage), neutral face, identity
+  select    the held-out tail decides which corrections the profile uses: candidates (the default
+            model; the fine-tuned one alone, + lead shift, + mouth scale (full, or shrunk toward 1),
+            + both) scored by held-out lip-sync r; the best one is `estimated.selected`
+            (held-out part under SELECT_MIN_S: everything applied, as before, and said so)
   fit       held-out lip-sync r and typical-motion pose ratio, profile vs the default model
   bank      a few of their own frames (face crops, PNG) + their tracked curves -> bank/
   actor.json written last
@@ -53,6 +57,22 @@ POSE_WINDOW_S = 4.0
 # (actor vs fine-tuned generator, after that noise) -> ~22 s. So 20 s: 20 s of footage is trusted halfway.
 POSE_PRIOR_S = 20.0
 POSE_TAKES = 3  # generated takes pooled for the head-motion estimate (a batch: about the cost of one)
+# Selection (docs/actor.md, "Held-out selection"): the lead shift and the mouth scales are measured on
+# ~20-40 s of footage and can hurt (Obama_clip2: held-out r 0.29 -> 0.15). Each candidate is scored by
+# the held-out lip-sync r (fit's measure, SELECT_TAKES takes averaged); the best wins, ties going to the
+# earlier (simpler) one. A held-out part under SELECT_MIN_S is too noisy to judge: everything is applied.
+SELECT_MIN_S = 4.0
+SELECT_TAKES = 2
+MOUTH_PRIOR_S = 20.0  # the shrunk mouth-scale candidate: scale ** w, w = T / (T + MOUTH_PRIOR_S), as the head's
+CANDIDATES = (  # name, model, lead shift, mouth-scale power ("w": the shrinkage weight); order breaks ties
+    ("default", "default", False, 0.0),
+    ("fine-tuned", "actor", False, 0.0),
+    ("fine-tuned + lead", "actor", True, 0.0),
+    ("fine-tuned + mouth (shrunk)", "actor", False, "w"),
+    ("fine-tuned + lead + mouth (shrunk)", "actor", True, "w"),
+    ("fine-tuned + mouth", "actor", False, 1.0),
+    ("fine-tuned + lead + mouth", "actor", True, 1.0),
+)
 
 
 
@@ -503,10 +523,93 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) 
                    f"the old figure, generated std / tracked std over the whole held-out span, mean over the axes"}
 
 
-def _draft_doc(actor_dir: Path) -> dict:
-    """The profile as far as it is known before actor.json (for the fit stage)."""
-    return {"id": "draft", "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"},
-            "estimated": json.loads((actor_dir / "work" / "estimates.json").read_text())}
+def _draft_doc(actor_dir: Path, selected: dict | None = None) -> dict:
+    """The profile as far as it is known before actor.json (for the select and fit stages): the
+    estimates, with the held-out selection (work/select.json) when there is one or `selected`."""
+    work = actor_dir / "work"
+    est = json.loads((work / "estimates.json").read_text())
+    if selected is None and (work / "select.json").exists():
+        selected = json.loads((work / "select.json").read_text())["selected"]
+    if selected is not None:
+        est["selected"] = selected
+    return {"id": "draft", "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"}, "estimated": est}
+
+
+def candidate_settings(mouth_weight: float) -> list[dict]:
+    """CANDIDATES as the `estimated.selected` each would write (power "w" -> mouth_weight)."""
+    return [{"candidate": name, "model": model, "lead_shift": lead,
+             "mouth_scale_power": round(float(mouth_weight if power == "w" else power), 4)}
+            for name, model, lead, power in CANDIDATES]
+
+
+def choose_candidate(scores: dict, order) -> str:
+    """The candidate with the best held-out score (a NaN counts as the worst); a tie goes to the one
+    earlier in `order` (the simpler correction, the default model first)."""
+    order = [n for n in order if n in scores]
+    if not order:
+        raise ValueError("no candidate scored")
+    key = {n: (float(scores[n]) if np.isfinite(scores[n]) else -np.inf) for n in order}
+    return max(order, key=lambda n: (key[n], -order.index(n)))
+
+
+def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict,
+                       takes: int = SELECT_TAKES, min_seconds: float = SELECT_MIN_S) -> dict:
+    """The select stage: every candidate's held-out lip-sync r and the choice (work/select.json)."""
+    from ..evaluate.lipsync import best_lag_corr
+    from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from ..generate import load_generator
+
+    fps0 = sources[0]["fps"]
+    held = sum((s["stop"] - s["start"]) / sources[s["video"]]["fps"] for s in segs["holdout"])
+    w = float(est.get("calibration_seconds", 0.0))
+    w = w / (w + MOUTH_PRIOR_S) if w > 0 else 0.0
+    cands = candidate_settings(w)
+    how = (f"held-out lip-sync r (dlib inner-lip gap vs generated mouth opening, best lag within +-2 frames, "
+           f"frame-weighted over the held-out segments, mean of takes 1-{takes}, seed 0) per candidate; the best is "
+           f"used (a tie: the earlier); 'mouth (shrunk)' = mouth_scale ** w, w = T / (T + {MOUTH_PRIOR_S:g} s), "
+           f"T = {est.get('calibration_seconds', 0)} s")
+    if held < min_seconds:
+        return {"selected": dict(cands[-1]), "holdout_seconds": round(held, 1), "judged": False,
+                "note": f"held-out footage {held:.1f} s < {min_seconds:g} s: too short to judge; every correction "
+                        "applied (as before the selection)", "how": how}
+    gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu"), "default": load_generator(None, device="cpu")}
+    parts = {c["candidate"]: [[] for _ in range(takes)] for c in cands}
+    try:
+        for s in segs["holdout"]:
+            src, tr, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
+            fps, a, b = src["fps"], s["start"], s["stop"]
+            clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+            gap = fill_nan(lip_gap(tr.landmarks[a:b]))
+            for model, gen in gens.items():
+                ts = gen.generate(clip, _settings(fps, takes))
+                m = gen.model
+                lo, hi = m.exp_lo.float().cpu().numpy(), m.exp_hi.float().cpu().numpy()
+                for c in cands:
+                    if c["model"] != model:
+                        continue
+                    prof = ActorProfile(actor_dir, _draft_doc(actor_dir, c))
+                    for j, t in enumerate(ts):
+                        e, _ = prof.adapt(t.expression, t.pose, fps, lo, hi)
+                        parts[c["candidate"]][j].append((best_lag_corr(mouth_opening(e), gap)[0], b - a))
+    finally:
+        for gen in gens.values():
+            gen.close()
+
+    def wmean(pairs):
+        return sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
+
+    per_take = {k: [round(float(wmean(p)), 4) for p in v] for k, v in parts.items()}
+    scores = {k: round(float(np.mean(v)), 4) for k, v in per_take.items()}
+    best = choose_candidate(scores, [c["candidate"] for c in cands])
+    return {"selected": next(c for c in cands if c["candidate"] == best), "holdout_seconds": round(held, 1),
+            "judged": True, "lipsync_r": scores, "lipsync_r_takes": per_take, "mouth_scale_weight": round(w, 4),
+            "candidates": cands, "fps": fps0, "how": how}
+
+
+def _settings(fps: float, takes: int):
+    from flowvq_shared.settings import GenerateSettings
+
+    return GenerateSettings(fps=fps, takes=takes, seed=0)
 
 
 def write_bank(actor_dir: Path, sources, tracks, bank_size: int) -> None:
@@ -610,7 +713,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     if prev.exists() and json.loads(prev.read_text()).get("sources") != [s["sha256"] for s in sources]:
         raise BadRequest(f"{out} holds work from other footage: give a new folder or delete it")
     _write_json(prev, {"sources": [s["sha256"] for s in sources]})
-    stages = ["track"] * len(sources) + ["dataset", "finetune", "estimate", "fit", "bank"]
+    stages = ["track"] * len(sources) + ["dataset", "finetune", "estimate", "select", "fit", "bank"]
     bar = tqdm(total=len(stages), desc="actor learn", unit="stage", disable=not progress, dynamic_ncols=True)
     timing = json.loads((work / "timing.json").read_text()) if (work / "timing.json").exists() else {}
 
@@ -668,6 +771,21 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     est = json.loads((work / "estimates.json").read_text())
     done("estimate", t0)
 
+    bar.set_description("select")
+    say("select")
+    t0 = time.time()
+    if not (work / "select.json").exists():
+        _write_json(work / "select.json", select_corrections(out, sources, tracks, audios, segs, est))
+        (work / "fit.json").unlink(missing_ok=True)  # a fit from before the selection would be stale
+    sel = json.loads((work / "select.json").read_text())
+    est = {**est, "selected": sel["selected"], "selection": {k: v for k, v in sel.items() if k != "selected"}}
+    done("select", t0)
+    if sel.get("judged"):
+        log("held-out selection (lip-sync r): " + ", ".join(f"{k} {v}" for k, v in sel["lipsync_r"].items())
+            + f" -> {sel['selected']['candidate']}")
+    else:
+        log(sel["note"])
+
     bar.set_description("fit")
     say("fit")
     t0 = time.time()
@@ -711,7 +829,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         f"lip-sync r {fit.get('lipsync_r', {}).get('actor', float('nan'))} (default "
         f"{fit.get('lipsync_r', {}).get('default', float('nan'))}), pose std ratio "
         f"{fit.get('pose_std_ratio', {}).get('actor', float('nan'))} (default "
-        f"{fit.get('pose_std_ratio', {}).get('default', float('nan'))})")
+        f"{fit.get('pose_std_ratio', {}).get('default', float('nan'))}); uses {est['selected']['candidate']}")
     return out
 
 

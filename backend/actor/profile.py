@@ -10,6 +10,12 @@
 fine-tune should not have to learn: the lead of their lips over their sound (a time shift of the
 mouth channels), their mouth's range per channel, their head's motion (a scale per rotation axis: their typical
 motion over the generator's, shrunk toward 1 with little footage; learn.py, estimate).
+
+Which of these a profile uses was chosen on the held-out tail of its footage (learn.py, select):
+`estimated.selected` = {"candidate", "model": "actor" | "default", "lead_shift": bool,
+"mouth_scale_power": 0..1}. "default" runs the shipped model instead of fcg.pt; the lead shift and
+the mouth scale (raised to the power: 1 as estimated, 0 not at all) are applied only when chosen.
+A profile without `selected` (learned before the selection) applies everything, as it always did.
 """
 from __future__ import annotations
 
@@ -37,6 +43,11 @@ MOUTH_INDEX = np.array([CHANNEL_INDEX[n] for n in MOUTH_CHANNELS])
 MAX_SHIFT_S = 0.16  # the lead correction never moves the mouth more than this
 SCALE_RANGE = (0.5, 2.0)  # mouth range ratio, clipped
 POSE_SCALE_RANGE = (0.25, 4.0)
+
+
+# what a profile without `estimated.selected` does (learned before the held-out selection): everything
+ALL_CORRECTIONS = {"candidate": "fine-tuned + lead + mouth", "model": "actor", "lead_shift": True,
+                   "mouth_scale_power": 1.0}
 
 
 class ActorError(BadRequest):
@@ -71,6 +82,16 @@ class ActorProfile:
     @property
     def estimated(self) -> dict:
         return self.doc["estimated"]
+
+    @property
+    def selected(self) -> dict:
+        """The corrections chosen on the held-out footage (ALL_CORRECTIONS for older profiles)."""
+        return self.estimated.get("selected") or ALL_CORRECTIONS
+
+    @property
+    def uses_default_model(self) -> bool:
+        """True when the held-out footage chose the shipped model over fcg.pt."""
+        return self.selected["model"] == "default"
 
     @classmethod
     def load(cls, path: str | Path) -> "ActorProfile":
@@ -109,6 +130,14 @@ class ActorProfile:
             if arr is None or (n is None and arr.shape != ()) or (n is not None and arr.shape != (n,)) \
                     or not np.isfinite(arr).all():
                 raise ActorError(f"{index}: estimated.{key} must be {'a number' if n is None else f'{n} numbers'}")
+        sel = est.get("selected")
+        if sel is not None:
+            power = sel.get("mouth_scale_power") if isinstance(sel, dict) else None
+            if not isinstance(sel, dict) or sel.get("model") not in ("actor", "default") \
+                    or not isinstance(sel.get("lead_shift"), bool) or isinstance(power, bool) \
+                    or not isinstance(power, (int, float)) or not 0.0 <= power <= 1.0:
+                raise ActorError(f"{index}: estimated.selected must give model (actor/default), lead_shift "
+                                 "(true/false) and mouth_scale_power (0-1)")
         return cls(path, doc)
 
     # ---- what generation applies ------------------------------------------------------------
@@ -116,15 +145,15 @@ class ActorProfile:
               lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One take's curves -> the actor's: mouth shifted by their lead and rescaled to their
         range, head motion scaled to theirs around the take's own mean pose."""
-        est = self.estimated
+        est, sel = self.estimated, self.selected
         exp = np.array(expression, dtype=np.float32)
         pose = np.array(pose, dtype=np.float32)
         mouth = exp[:, MOUTH_INDEX]
-        shift = int(round(float(est["lead_shift_s"]) * fps))
+        shift = int(round(float(est["lead_shift_s"]) * fps)) if sel["lead_shift"] else 0
         if shift and len(mouth) > 1:  # > 0: the actor's lips run further ahead of the sound
             idx = np.clip(np.arange(len(mouth)) + shift, 0, len(mouth) - 1)
             mouth = mouth[idx]
-        scale = np.clip(np.asarray(est["mouth_scale"], np.float32), *SCALE_RANGE)
+        scale = np.clip(np.asarray(est["mouth_scale"], np.float32), *SCALE_RANGE) ** float(sel["mouth_scale_power"])
         g_c = np.asarray(est["generated_mouth_centre"], np.float32)
         mouth = g_c + (mouth - g_c) * scale
         if lo is not None and hi is not None:
@@ -143,12 +172,13 @@ class ActorGenerator:
     def __init__(self, profile: ActorProfile, device: str | None = None):
         from ..generate import load_generator
 
-        self.profile = profile
-        self.inner = load_generator(profile.checkpoint, device=device)
+        self.profile = profile  # fcg.pt, unless its held-out footage chose the shipped model
+        self.inner = load_generator(None if profile.uses_default_model else profile.checkpoint, device=device)
 
     @property
     def info(self) -> dict:
-        return {**self.inner.info, "actor": self.profile.id, "actor_path": str(self.profile.path)}
+        return {**self.inner.info, "actor": self.profile.id, "actor_path": str(self.profile.path),
+                "actor_model": "default" if self.profile.uses_default_model else "fine-tuned"}
 
     def close(self) -> None:
         self.inner.close()
