@@ -82,7 +82,37 @@ def measure(gen, clips, directions, part, refs=None, log=print) -> dict:
             "rig_strength": {"ratios": rig, **strength_summary(rig)} if rig else None,
             "lipsync": {e: {c: list(v) for c, v in per.items()} for e, per in lips["r"].items()},
             "keyed": keyed_check(gen, directions, log),
-            "transfer": transfer_check(gen, directions, refs, log) if refs else None}
+            "transfer": transfer_check(gen, directions, refs, log) if refs else None,
+            "unseen": unseen_person_check(gen, directions, log)}
+
+
+def unseen_person_check(gen, directions, log=print) -> dict | None:
+    """A person never learned from: the two portraits of one woman, happy and sad (portraits/). Her
+    happy-minus-sad (the tracker on each still) against the generated happy-minus-sad (same audio, seed);
+    and what each portrait reads as when used as the emotion reference."""
+    from ..audio import load_audio
+    from .clips import default_data_root
+    from ..images import load_image
+    from ..tracker import track
+    from .emotion import nearest_direction
+
+    root = default_data_root()
+    paths = {e: root / "portraits" / f"sadtalker_{e}.png" for e in ("happy", "sad")}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    ref = {e: track(load_image(p).rgb).expression[0] for e, p in paths.items()}
+    audio = load_audio(sorted((root / "speech").glob("*.wav"))[0]).samples[: int(16000 * CLIP_S)]
+    kw = dict(takes=1, seed=5, fps=25.0)
+    mean = {e: gen.generate(audio, GenerateSettings(emotion=e, **kw))[0].expression.mean(0)
+            for e in ("happy", "sad", "neutral")}
+    real, made = ref["happy"] - ref["sad"], mean["happy"] - mean["sad"]
+    reads = {e: nearest_direction(gen.generate(audio, GenerateSettings(emotion="talking", **kw),
+                                               reference_expression=ref[e])[0].expression.mean(0) - mean["neutral"],
+                                  directions) for e in ref}
+    out = {"cos_happy_minus_sad": float(real @ made / (np.linalg.norm(real) * np.linalg.norm(made))),
+           "reference_reads": reads}
+    log(f"  unseen person: {out}")
+    return out
 
 
 def reference_faces(videos: dict, curves: dict, split_s: float | None) -> dict:
@@ -240,6 +270,16 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
             lines.append(f"| {kind} | " + " | ".join(tr[kind]["pred"].get(e, "-") for e in tr["clip"]["pred"])
                          + f" | {tr[kind]['accuracy']:.2f} | {b} |")
         lines.append("")
+    un, bun = res.get("unseen"), (base or {}).get("unseen")
+    if un:
+        lines += ["## A person never learned from (portraits/sadtalker_happy.png and _sad.png, one woman)", "",
+                  "| measure | model | baseline |", "|---|---|---|",
+                  f"| cosine of her happy-minus-sad with the generated happy-minus-sad | "
+                  f"{un['cos_happy_minus_sad']:.2f} | {_fmt(bun['cos_happy_minus_sad']) if bun else '-'} |",
+                  f"| her happy portrait as the reference reads as | {un['reference_reads']['happy']} | "
+                  f"{bun['reference_reads']['happy'] if bun else '-'} |",
+                  f"| her sad portrait as the reference reads as | {un['reference_reads']['sad']} | "
+                  f"{bun['reference_reads']['sad'] if bun else '-'} |", ""]
     return "\n".join(lines)
 
 
