@@ -401,10 +401,7 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
     gen = load_generator(ckpt, device="cpu")
     calib = 0.0
     try:
-        for s in segs["train"]:
-            src, res, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
-            fps, a, b = src["fps"], s["start"], s["stop"]
-            clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+        for fps, a, b, res, clip in _spans(segs["train"], sources, tracks, audios):
             n = b - a
             loud = loudness_curve(clip, fps, n)
             real_lead.append((fill_nan(lip_gap(res.landmarks[a:b])), loud))
@@ -468,6 +465,19 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
     }
 
 
+def _spans(part, sources, tracks, audios):
+    """Each segment of a part -> (fps, first frame, end frame, its track, its audio)."""
+    for s in part:
+        fps, a, b = sources[s["video"]]["fps"], s["start"], s["stop"]
+        audio = audios[s["video"]]
+        yield fps, a, b, tracks[s["video"]], audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+
+
+def _wmean(pairs) -> float:
+    """Mean of (value, frames) pairs weighted by frames."""
+    return sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
+
+
 def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) -> dict:
     """Held-out lip-sync r (dlib inner-lip gap vs generated mouth opening, best lag within +-2
     frames; take 1, seed 0) and head-pose ratio (typical motion, pose_ratio; takes 1-`takes`,
@@ -485,10 +495,7 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) 
     real = []
     frames = 0
     try:
-        for s in segs["holdout"]:
-            src, tr, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
-            fps, a, b = src["fps"], s["start"], s["stop"]
-            clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+        for fps, a, b, tr, clip in _spans(segs["holdout"], sources, tracks, audios):
             gap = fill_nan(lip_gap(tr.landmarks[a:b]))
             real_std = tr.pose[a:b, :3].std(0)
             real.append(tr.pose[a:b, :3])
@@ -503,18 +510,14 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) 
         for gen in gens.values():
             gen.close()
 
-    def wmean(pairs):
-        w = sum(n for _, n in pairs)
-        return round(sum(v * n for v, n in pairs) / w, 4)
-
     fps0 = sources[0]["fps"]
     ratios = {k: [pose_ratio(t, real, fps0) for t in v["takes"]] for k, v in res.items()}
     return {"holdout_seconds": round(frames / fps0, 1),
-            "lipsync_r": {k: wmean(v["r"]) for k, v in res.items()},
+            "lipsync_r": {k: round(_wmean(v["r"]), 4) for k, v in res.items()},
             "pose_std_ratio": {k: round(float(np.mean([m for m, _ in v])), 4) for k, v in ratios.items()},
             "pose_std_ratio_axes": {k: np.mean([ax for _, ax in v], axis=0).round(4).tolist()
                                     for k, v in ratios.items()},
-            "pose_std_ratio_plain": {k: wmean(v["plain"]) for k, v in res.items()},
+            "pose_std_ratio_plain": {k: round(_wmean(v["plain"]), 4) for k, v in res.items()},
             "how": f"default settings, seed 0; r (take 1): dlib inner-lip gap of the tracked held-out frames vs "
                    f"the generated mouth opening, best lag within +-2 frames; pose_std_ratio (takes 1-{takes}, "
                    f"averaged): typical motion, generated / tracked, per pitch/yaw/roll (pose_std_ratio_axes) then "
@@ -574,20 +577,18 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
                         "applied (as before the selection)", "how": how}
     gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu"), "default": load_generator(None, device="cpu")}
     parts = {c["candidate"]: [[] for _ in range(takes)] for c in cands}
+    profs = {c["candidate"]: ActorProfile(actor_dir, _draft_doc(actor_dir, c)) for c in cands}  # read once
+    ranges = {k: (g.model.exp_lo.float().cpu().numpy(), g.model.exp_hi.float().cpu().numpy()) for k, g in gens.items()}
     try:
-        for s in segs["holdout"]:
-            src, tr, audio = sources[s["video"]], tracks[s["video"]], audios[s["video"]]
-            fps, a, b = src["fps"], s["start"], s["stop"]
-            clip = audio[int(round(a / fps * SAMPLE_RATE)):int(round(b / fps * SAMPLE_RATE))]
+        for fps, a, b, tr, clip in _spans(segs["holdout"], sources, tracks, audios):
             gap = fill_nan(lip_gap(tr.landmarks[a:b]))
             for model, gen in gens.items():
                 ts = gen.generate(clip, _settings(fps, takes))
-                m = gen.model
-                lo, hi = m.exp_lo.float().cpu().numpy(), m.exp_hi.float().cpu().numpy()
+                lo, hi = ranges[model]
                 for c in cands:
                     if c["model"] != model:
                         continue
-                    prof = ActorProfile(actor_dir, _draft_doc(actor_dir, c))
+                    prof = profs[c["candidate"]]
                     for j, t in enumerate(ts):
                         e, _ = prof.adapt(t.expression, t.pose, fps, lo, hi)
                         parts[c["candidate"]][j].append((best_lag_corr(mouth_opening(e), gap)[0], b - a))
@@ -595,10 +596,7 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
         for gen in gens.values():
             gen.close()
 
-    def wmean(pairs):
-        return sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
-
-    per_take = {k: [round(float(wmean(p)), 4) for p in v] for k, v in parts.items()}
+    per_take = {k: [round(float(_wmean(p)), 4) for p in v] for k, v in parts.items()}
     scores = {k: round(float(np.mean(v)), 4) for k, v in per_take.items()}
     best = choose_candidate(scores, [c["candidate"] for c in cands])
     return {"selected": next(c for c in cands if c["candidate"] == best), "holdout_seconds": round(held, 1),

@@ -40,10 +40,10 @@ def _cmd_show(args) -> int:
     import numpy as np
 
     from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-    from .learn import load_real_offsets
+    from .real import checkpoint_offsets
 
     _, meta, _ = load_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)
-    off = load_real_offsets(meta)
+    off = checkpoint_offsets(meta)
     if off is None:
         print("emotions: as trained (the synthetic corpus's hand-written offsets)")
         return 0

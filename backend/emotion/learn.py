@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import BadRequest
 from ..files import sha256_file
-from .real import RealOffsets, collect, real_offsets
+from .real import collect, real_offsets
 
 
 def tracked(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, float]:
@@ -56,9 +56,3 @@ def learn_emotions(inputs, out, labels=None, person: str | None = None, base=Non
             f"({offsets.frames[e]} frames)")
     log(f"wrote {out}")
     return entry
-
-
-def load_real_offsets(meta: dict) -> RealOffsets | None:
-    """The offsets a checkpoint's emotions were learned from (None: hand-written, synthetic corpus)."""
-    doc = meta.get("real_emotions")
-    return RealOffsets.from_meta(doc) if doc else None

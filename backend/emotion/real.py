@@ -17,7 +17,6 @@ from ..errors import BadRequest
 
 REFERENCE = "neutral"
 LEARNABLE = tuple(e for e in EMOTIONS if e != "talking")  # talking: the unlabelled default, kept as trained
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 MIN_FRAMES = 10
 
 
@@ -41,13 +40,15 @@ def collect(inputs, labels=None, person: str | None = None) -> list[LabelledClip
     """Videos and folders -> labelled clips. A folder is searched recursively; a clip's label is the
     matching --label (one per video, in order) or the emotion word in its name or folder's; its
     person is --person, else the folder given (PERSON/EMOTION/clip.mp4 or PERSON/clip_happy.mp4)."""
+    from ..tracker.frames import VIDEO_SUFFIXES  # here: the generator imports this module, not the tracker
+
     paths: list[tuple[Path, str]] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             vids = sorted(v for v in p.rglob("*") if v.suffix.lower() in VIDEO_SUFFIXES and v.is_file())
             if not vids:
-                raise BadRequest(f"{p}: no videos in this folder ({', '.join(VIDEO_SUFFIXES)})")
+                raise BadRequest(f"{p}: no videos in this folder ({', '.join(sorted(VIDEO_SUFFIXES))})")
             for v in vids:
                 rel = v.relative_to(p).parts
                 # PERSON/EMOTION/clip.mp4 inside the folder: the first level names the person
@@ -106,6 +107,13 @@ class RealOffsets:
         if neutral is not None and neutral.shape != (N_EXPRESSION,):
             raise BadRequest(f"real emotion offsets: neutral_mean of shape {neutral.shape}")
         return cls(off, dict(doc.get("persons", {})), dict(doc.get("frames", {})), neutral)
+
+
+def checkpoint_offsets(meta: dict) -> RealOffsets | None:
+    """The offsets an FCG checkpoint's emotions were learned from (adapt.py), None when its emotions are
+    the corpus's own."""
+    doc = meta.get("real_emotions")
+    return RealOffsets.from_meta(doc) if doc else None
 
 
 def real_offsets(curves: list[tuple[LabelledClip, np.ndarray]]) -> RealOffsets:

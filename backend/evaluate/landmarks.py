@@ -3,14 +3,15 @@ the repository), keyed by the file's content hash."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("FLOWVQ_CACHE", Path.home() / ".cache" / "flowvq")) / "landmarks"
+    from ..tracker.cache import cache_root
+
+    d = cache_root() / "landmarks"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -21,6 +21,7 @@ from flowvq_shared.channels import N_EXPRESSION, emotion_index
 from flowvq_shared.settings import KEY_BLEND_S, GenerateSettings, emotion_track
 from flowvq_shared.takes import Take
 
+from ..emotion.real import checkpoint_offsets
 from ..emotion.transfer import reference_mix
 from ..errors import BadAudio, BadRequest, NotImplementedYet
 from ..fcg.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
@@ -51,7 +52,8 @@ class Generator:
         self.path = path
         self.device = torch.device(device)
         self.recogniser = PhoneRecogniser()  # its helper process starts with the first guided take
-        self.real_emotions = _real_emotions(meta)
+        off = checkpoint_offsets(meta)  # real-face emotions read a reference when their neutral is known
+        self.real_emotions = off if off is not None and off.neutral is not None else None
 
     @property
     def info(self) -> dict:
@@ -162,17 +164,6 @@ def display_scales(seed: int, n_takes: int) -> torch.Tensor:
     display (talking, a corpus-trained checkpoint) is unaffected."""
     return torch.tensor([np.random.default_rng([seed, k, 0xD15]).uniform(1 - DISPLAY_SPREAD, 1 + DISPLAY_SPREAD)
                          for k in range(n_takes)], dtype=torch.float32)
-
-
-def _real_emotions(meta: dict):
-    """The real-face emotions a checkpoint was adapted with (emotion/adapt.py), if they can read a
-    reference (their persons' neutral mean is stored); else None (legacy transfer by inversion)."""
-    from ..emotion.real import RealOffsets
-
-    doc = meta.get("real_emotions")
-    if not doc or "neutral_mean" not in doc:
-        return None
-    return RealOffsets.from_meta(doc)
 
 
 def _onsets(lids: np.ndarray) -> tuple[int, ...]:
