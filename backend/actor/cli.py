@@ -27,8 +27,9 @@ def register(sub) -> None:
     bank.add_argument("videos", nargs="+", metavar="VIDEO", help="footage of the same person")
     bank.add_argument("--max-seconds", type=float, default=None, help="use only the first S seconds of each video")
     bank.set_defaults(func=_cmd_bank)
-    show = asub.add_parser("show", help="print a profile's actor.json after loading it strictly")
+    show = asub.add_parser("show", help="what a profile learned, what it uses and how well it fits (loaded strictly)")
     show.add_argument("actor_dir")
+    show.add_argument("--json", action="store_true", help="print the whole actor.json instead")
     show.set_defaults(func=_cmd_show)
     a.set_defaults(func=lambda args: (a.print_help(), 2)[1])
 
@@ -58,5 +59,34 @@ def _cmd_bank(args) -> int:
 def _cmd_show(args) -> int:
     from .profile import ActorProfile
 
-    print(json.dumps(ActorProfile.load(args.actor_dir).doc, indent=1))
+    prof = ActorProfile.load(args.actor_dir)
+    print(json.dumps(prof.doc, indent=1) if args.json else "\n".join(summary(prof.doc)))
     return 0
+
+
+def summary(doc: dict) -> list[str]:
+    """actor.json -> a few lines: footage, what the held-out footage chose, the fit against the default."""
+    est, fit = doc.get("estimated", {}), doc.get("fit", {})
+    sel = est.get("selected") or {"candidate": "every correction (learned before the selection)"}
+    selection = est.get("selection", {})
+    lines = [f"actor {doc['id']}: {doc.get('footage_seconds', '?')} s of footage from "
+             + ", ".join(s["file"] for s in doc.get("sources", [])),
+             f"uses: {sel['candidate']}" + (" (judged on the held-out tail)" if selection.get("judged")
+                                             else f" ({selection.get('note', 'not judged')})")]
+    vw = selection.get("voice_weight_r")
+    if vw:
+        lines.append("voice map weight, lip-sync r on all the footage (out of fold): "
+                     + ", ".join(f"{k} {v}" for k, v in vw.items()))
+    elif selection.get("voice_note"):
+        lines.append(selection["voice_note"])
+    if selection.get("lipsync_r"):
+        lines.append("held-out lip-sync r per candidate: " + ", ".join(f"{k} {v}" for k, v in selection["lipsync_r"].items()))
+    r, p = fit.get("lipsync_r", {}), fit.get("pose_std_ratio", {})
+    if r:
+        lines.append(f"held-out fit ({fit.get('holdout_seconds', '?')} s): lip-sync r {r.get('actor')} "
+                     f"(default {r.get('default')}), head motion ratio {p.get('actor')} (default {p.get('default')})")
+    elif fit.get("note"):
+        lines.append(f"fit: {fit['note']}")
+    lines.append(f"head motion scale (pitch, yaw, roll): {est.get('pose_scale', [None] * 3)[:3]}; "
+                 f"learned in {doc.get('learn_seconds', '?')} s")
+    return lines

@@ -38,6 +38,7 @@ from ..errors import BadAudio, BadRequest, NoFace
 from ..files import sha256_file as _sha256, write_json as _write_json
 from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE, SCALE_RANGE, \
     MAX_SHIFT_S, ActorProfile, safe_id
+from .voicemap import VoiceMap, heard
 
 MIN_SECONDS = 8.0
 SAMPLE_RATE = 16000
@@ -73,8 +74,11 @@ CANDIDATES = (  # name, model, lead shift, mouth-scale power ("w": the shrinkage
     ("fine-tuned + mouth", "actor", False, 1.0),
     ("fine-tuned + lead + mouth", "actor", True, 1.0),
 )
-
-
+# the voice map (voicemap.py) carries their lead and their opening: with it, no lead shift or mouth scale
+VOICE_WEIGHTS = (0.0, 0.35, 0.7, 1.0)
+UNJUDGED = "fine-tuned + lead + mouth"  # a tail too short to judge: what every profile did before the selection
+VOICE_TRAIN = "work/voice_train.npz"  # the map from the training part only: what the held-out stages judge
+VOICE_MAP = "voice_map.npz"  # the map the profile ships: all the footage
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -465,6 +469,19 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
     }
 
 
+def voice_pairs(part, sources, tracks, audios, recogniser) -> list[tuple]:
+    """A part's segments as the voice map reads them: (their sound, fps, tracked lip gap with NaN
+    where no face, the phones heard in the sound or None)."""
+    from ..evaluate.mouth import lip_gap
+
+    pairs = []
+    for fps, a, b, tr, clip in _spans(part, sources, tracks, audios):
+        gap = lip_gap(tr.landmarks[a:b])
+        gap[~np.asarray(tr.face_found[a:b], bool)] = np.nan  # no face: no evidence
+        pairs.append((clip, fps, gap, heard(recogniser, clip)))
+    return pairs
+
+
 def _spans(part, sources, tracks, audios):
     """Each segment of a part -> (fps, first frame, end frame, its track, its audio)."""
     for s in part:
@@ -535,13 +552,16 @@ def _draft_doc(actor_dir: Path, selected: dict | None = None) -> dict:
         selected = json.loads((work / "select.json").read_text())["selected"]
     if selected is not None:
         est["selected"] = selected
-    return {"id": "draft", "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"}, "estimated": est}
+    files = {"fcg": "fcg.pt", "bank": "bank/bank.npz"}
+    if (actor_dir / VOICE_TRAIN).is_file():
+        files["voice_map"] = VOICE_TRAIN
+    return {"id": "draft", "files": files, "estimated": est}
 
 
 def candidate_settings(mouth_weight: float) -> list[dict]:
     """CANDIDATES as the `estimated.selected` each would write (power "w" -> mouth_weight)."""
     return [{"candidate": name, "model": model, "lead_shift": lead,
-             "mouth_scale_power": round(float(mouth_weight if power == "w" else power), 4)}
+             "mouth_scale_power": round(float(mouth_weight if power == "w" else power), 4), "voice_weight": 0.0}
             for name, model, lead, power in CANDIDATES]
 
 
@@ -555,9 +575,50 @@ def choose_candidate(scores: dict, order) -> str:
     return max(order, key=lambda n: (key[n], -order.index(n)))
 
 
+def _voice_candidate(model: str, weight: float) -> dict:
+    name = "default" if model == "default" else "fine-tuned"
+    return {"candidate": f"{name} + voice {weight:g}", "model": model, "lead_shift": False,
+            "mouth_scale_power": 0.0, "voice_weight": float(weight)}
+
+
+def voice_weights_scored(sources, tracks, audios, segs, takes: int = SELECT_TAKES) -> dict:
+    """Lip-sync r over ALL the footage of the default model's takes with their opening moved w of
+    the way to the voice map's out-of-fold course, for each w in VOICE_WEIGHTS: every frame is fair
+    (the default model never saw it, the course comes from a map fitted without its block)."""
+    from ..evaluate.lipsync import best_lag_corr
+    from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from ..generate import load_generator
+    from .voicemap import apply_voice, out_of_fold
+
+    spans = list(_spans(segs["train"] + segs["holdout"], sources, tracks, audios))
+    gen = load_generator(None, device="cpu")
+    pairs = voice_pairs(segs["train"] + segs["holdout"], sources, tracks, audios, gen.recogniser)
+    courses = out_of_fold(pairs)
+    scores = {w: [] for w in VOICE_WEIGHTS}
+    try:
+        for (fps, a, b, tr, clip), course in zip(spans, courses):
+            gap = fill_nan(lip_gap(tr.landmarks[a:b]))
+            ts = gen.generate(clip, _settings(fps, takes))
+            lo, hi = gen.model.exp_lo.float().cpu().numpy(), gen.model.exp_hi.float().cpu().numpy()
+            for w in VOICE_WEIGHTS:
+                r = np.mean([best_lag_corr(mouth_opening(apply_voice(t.expression, course, w, lo, hi)), gap)[0]
+                             for t in ts])
+                scores[w].append((float(r), len(course)))
+    finally:
+        gen.close()
+    return {f"{w:g}": round(_wmean(v), 4) for w, v in scores.items()}
+
+
 def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict,
                        takes: int = SELECT_TAKES, min_seconds: float = SELECT_MIN_S) -> dict:
-    """The select stage: every candidate's held-out lip-sync r and the choice (work/select.json)."""
+    """The select stage (work/select.json), in two steps:
+
+    1. the voice map's weight, on all the footage (voice_weights_scored): the best w (a tie: the
+       smaller). 20-40 s judge it, where the held-out tail has 4-8 s.
+    2. on the held-out tail (where the fine-tuned model is fair too): with a voice weight w > 0, the
+       default or the fine-tuned model, both with the voice at w; with none, the correction candidates
+       (CANDIDATES). The best held-out r wins, a tie the earlier. A tail under `min_seconds` is not
+       judged: the default model with the voice, or (no voice) every correction as before the selection."""
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
     from ..generate import load_generator
@@ -566,23 +627,50 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
     held = sum((s["stop"] - s["start"]) / sources[s["video"]]["fps"] for s in segs["holdout"])
     w = float(est.get("calibration_seconds", 0.0))
     w = w / (w + MOUTH_PRIOR_S) if w > 0 else 0.0
-    cands = candidate_settings(w)
-    how = (f"held-out lip-sync r (dlib inner-lip gap vs generated mouth opening, best lag within +-2 frames, "
-           f"frame-weighted over the held-out segments, mean of takes 1-{takes}, seed 0) per candidate; the best is "
-           f"used (a tie: the earlier); 'mouth (shrunk)' = mouth_scale ** w, w = T / (T + {MOUTH_PRIOR_S:g} s), "
-           f"T = {est.get('calibration_seconds', 0)} s")
+    has_voice = (actor_dir / VOICE_TRAIN).is_file()
+    voice_scores, voice_note = None, "no voice map (see estimated.voice_map)"
+    if has_voice:
+        try:
+            voice_scores, voice_note = voice_weights_scored(sources, tracks, audios, segs, takes), ""
+        except ValueError as e:  # too little footage to judge it out of fold: not used
+            voice_note = f"voice map not used: {e}"
+    voice_w = 0.0
+    if voice_scores:
+        voice_w = float(max(VOICE_WEIGHTS, key=lambda v: (voice_scores[f"{v:g}"], -v)))
+    if voice_w > 0:
+        cands = [_voice_candidate("default", voice_w), _voice_candidate("actor", voice_w)]
+    else:
+        cands = candidate_settings(w)
+    how = (f"1. voice weight: lip-sync r over all {sum(s['stop'] - s['start'] for s in segs['train'] + segs['holdout'])} "
+           f"frames of the default model's takes 1-{takes} (seed 0) with the opening moved w of the way to the voice "
+           f"map's out-of-fold course ({len(VOICE_WEIGHTS)} weights, best wins, a tie the smaller); 2. held-out "
+           f"lip-sync r (dlib inner-lip gap vs generated mouth opening, best lag within +-2 frames, frame-weighted over "
+           f"the held-out segments, mean of takes 1-{takes}, seed 0) per candidate, the map fitted on the training part "
+           f"only ({VOICE_TRAIN}); the best is used (a tie: the earlier); 'mouth (shrunk)' = mouth_scale ** w, "
+           f"w = T / (T + {MOUTH_PRIOR_S:g} s), T = {est.get('calibration_seconds', 0)} s")
+    common = {"holdout_seconds": round(held, 1), "voice_weight_r": voice_scores, "how": how}
+    if voice_note:
+        common["voice_note"] = voice_note
     if held < min_seconds:
-        return {"selected": dict(cands[-1]), "holdout_seconds": round(held, 1), "judged": False,
-                "note": f"held-out footage {held:.1f} s < {min_seconds:g} s: too short to judge; every correction "
-                        "applied (as before the selection)", "how": how}
+        pick = cands[0] if voice_w > 0 else next(c for c in cands if c["candidate"] == UNJUDGED)
+        return {"selected": dict(pick), "judged": False, **common,
+                "note": f"held-out footage {held:.1f} s < {min_seconds:g} s: too short to judge; "
+                        + ("the default model with the voice map" if voice_w > 0 else
+                           "every correction applied (as before the selection)")}
     gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu"), "default": load_generator(None, device="cpu")}
+    voice = VoiceMap.load(actor_dir / VOICE_TRAIN) if has_voice else None
     parts = {c["candidate"]: [[] for _ in range(takes)] for c in cands}
     profs = {c["candidate"]: ActorProfile(actor_dir, _draft_doc(actor_dir, c)) for c in cands}  # read once
     ranges = {k: (g.model.exp_lo.float().cpu().numpy(), g.model.exp_hi.float().cpu().numpy()) for k, g in gens.items()}
     try:
         for fps, a, b, tr, clip in _spans(segs["holdout"], sources, tracks, audios):
             gap = fill_nan(lip_gap(tr.landmarks[a:b]))
+            course = None
+            if voice is not None:
+                course = voice.predict(clip, b - a, fps, heard(gens["default"].recogniser, clip))
             for model, gen in gens.items():
+                if not any(c["model"] == model for c in cands):
+                    continue
                 ts = gen.generate(clip, _settings(fps, takes))
                 lo, hi = ranges[model]
                 for c in cands:
@@ -590,7 +678,7 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
                         continue
                     prof = profs[c["candidate"]]
                     for j, t in enumerate(ts):
-                        e, _ = prof.adapt(t.expression, t.pose, fps, lo, hi)
+                        e, _ = prof.adapt(t.expression, t.pose, fps, lo, hi, voice=course)
                         parts[c["candidate"]][j].append((best_lag_corr(mouth_opening(e), gap)[0], b - a))
     finally:
         for gen in gens.values():
@@ -599,9 +687,9 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
     per_take = {k: [round(float(_wmean(p)), 4) for p in v] for k, v in parts.items()}
     scores = {k: round(float(np.mean(v)), 4) for k, v in per_take.items()}
     best = choose_candidate(scores, [c["candidate"] for c in cands])
-    return {"selected": next(c for c in cands if c["candidate"] == best), "holdout_seconds": round(held, 1),
-            "judged": True, "lipsync_r": scores, "lipsync_r_takes": per_take, "mouth_scale_weight": round(w, 4),
-            "candidates": cands, "fps": fps0, "how": how}
+    return {"selected": next(c for c in cands if c["candidate"] == best), "judged": True, **common,
+            "lipsync_r": scores, "lipsync_r_takes": per_take, "mouth_scale_weight": round(w, 4),
+            "candidates": cands, "fps": fps0}
 
 
 def _settings(fps: float, takes: int):
@@ -711,7 +799,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     if prev.exists() and json.loads(prev.read_text()).get("sources") != [s["sha256"] for s in sources]:
         raise BadRequest(f"{out} holds work from other footage: give a new folder or delete it")
     _write_json(prev, {"sources": [s["sha256"] for s in sources]})
-    stages = ["track"] * len(sources) + ["dataset", "finetune", "estimate", "select", "fit", "bank"]
+    stages = ["track"] * len(sources) + ["dataset", "finetune", "estimate", "voice", "select", "fit", "bank"]
     bar = tqdm(total=len(stages), desc="actor learn", unit="stage", disable=not progress, dynamic_ncols=True)
     timing = json.loads((work / "timing.json").read_text()) if (work / "timing.json").exists() else {}
 
@@ -769,6 +857,28 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     est = json.loads((work / "estimates.json").read_text())
     done("estimate", t0)
 
+    bar.set_description("voice map")
+    say("voice map")
+    t0 = time.time()
+    if not (work / "voice.json").exists():
+        from ..speech.recogniser import PhoneRecogniser
+
+        rec = PhoneRecogniser()
+        try:
+            for path, part in ((out / VOICE_TRAIN, segs["train"]), (out / VOICE_MAP, segs["train"] + segs["holdout"])):
+                VoiceMap.fit(voice_pairs(part, sources, tracks, audios, rec)).save(path)
+            note = {"train": VoiceMap.load(out / VOICE_TRAIN).info, "all": VoiceMap.load(out / VOICE_MAP).info}
+        except ValueError as e:  # too little of their speech: the profile goes without one, and says so
+            (out / VOICE_TRAIN).unlink(missing_ok=True)
+            (out / VOICE_MAP).unlink(missing_ok=True)
+            note = {"note": f"no voice map: {e}"}
+        finally:
+            rec.close()
+        _write_json(work / "voice.json", note)
+        (work / "select.json").unlink(missing_ok=True)  # a selection made without the map is stale
+    voice_info = json.loads((work / "voice.json").read_text())
+    done("voice", t0)
+
     bar.set_description("select")
     say("select")
     t0 = time.time()
@@ -776,7 +886,8 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         _write_json(work / "select.json", select_corrections(out, sources, tracks, audios, segs, est))
         (work / "fit.json").unlink(missing_ok=True)  # a fit from before the selection would be stale
     sel = json.loads((work / "select.json").read_text())
-    est = {**est, "selected": sel["selected"], "selection": {k: v for k, v in sel.items() if k != "selected"}}
+    est = {**est, "selected": sel["selected"], "selection": {k: v for k, v in sel.items() if k != "selected"},
+           "voice_map": voice_info}
     done("select", t0)
     if sel.get("judged"):
         log("held-out selection (lip-sync r): " + ", ".join(f"{k} {v}" for k, v in sel["lipsync_r"].items())
@@ -814,7 +925,8 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         "finetune": {k: v for k, v in ft.items() if k != "history"} | {"history": ft.get("history", [])[-20:]},
         "estimated": est,
         "fit": fit,
-        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz", "mouth_bank": "bank/mouth.npz"},
+        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz", "mouth_bank": "bank/mouth.npz"}
+        | ({"voice_map": VOICE_MAP} if (out / VOICE_MAP).is_file() else {}),
         "timing_s": timing,
         "learn_seconds": round(sum(timing.values()), 1),
         "learn_seconds_per_minute_of_footage": round(sum(timing.values()) / max(footage / 60, 1e-9), 1),

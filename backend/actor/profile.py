@@ -3,6 +3,7 @@
     ACTOR_DIR/
       actor.json   format, id, sources (sha256), settings, what was estimated, the measured fit
       fcg.pt       the fine-tuned FCG (float16, like the shipped checkpoint)
+      voice_map.npz  how their lips open with their voice (voicemap.py; profiles learned before it lack it)
       bank/        bank.npz (their tracked curves for the bank frames, identity, camera) + frame_XX.png;
                    mouth.npz (their lower face in every frame, for dubbing: render/mouth_bank.py)
 
@@ -13,9 +14,11 @@ motion over the generator's, shrunk toward 1 with little footage; learn.py, esti
 
 Which of these a profile uses was chosen on the held-out tail of its footage (learn.py, select):
 `estimated.selected` = {"candidate", "model": "actor" | "default", "lead_shift": bool,
-"mouth_scale_power": 0..1}. "default" runs the shipped model instead of fcg.pt; the lead shift and
-the mouth scale (raised to the power: 1 as estimated, 0 not at all) are applied only when chosen.
-A profile without `selected` (learned before the selection) applies everything, as it always did.
+"mouth_scale_power": 0..1, "voice_weight": 0..1}. "default" runs the shipped model instead of fcg.pt;
+the lead shift and the mouth scale (raised to the power: 1 as estimated, 0 not at all) are applied
+only when chosen; voice_weight > 0 moves each take's mouth opening that far toward the actor's voice
+map (voice_map.npz, voicemap.py). A profile without `selected` (learned before the selection)
+applies everything but the voice map, as it always did; one without voice_weight has none.
 """
 from __future__ import annotations
 
@@ -80,6 +83,16 @@ class ActorProfile:
         return None if rel is None else self.path / rel
 
     @property
+    def voice_map(self) -> Path | None:
+        rel = self.doc["files"].get("voice_map")
+        return None if rel is None else self.path / rel
+
+    @property
+    def voice_weight(self) -> float:
+        """How far takes follow the voice map (0: not at all; profiles without one)."""
+        return float(self.selected.get("voice_weight", 0.0))
+
+    @property
     def estimated(self) -> dict:
         return self.doc["estimated"]
 
@@ -138,13 +151,26 @@ class ActorProfile:
                     or not isinstance(power, (int, float)) or not 0.0 <= power <= 1.0:
                 raise ActorError(f"{index}: estimated.selected must give model (actor/default), lead_shift "
                                  "(true/false) and mouth_scale_power (0-1)")
+            voice = sel.get("voice_weight", 0.0)
+            if isinstance(voice, bool) or not isinstance(voice, (int, float)) or not 0.0 <= voice <= 1.0:
+                raise ActorError(f"{index}: estimated.selected.voice_weight must be a number in 0-1")
+            if voice > 0 and "voice_map" not in files:
+                raise ActorError(f"{index}: estimated.selected uses a voice map but 'files' names none")
+        if "voice_map" in files:
+            from .voicemap import VoiceMap
+            try:
+                VoiceMap.load(path / files["voice_map"])
+            except ValueError as e:
+                raise ActorError(str(e)) from None
         return cls(path, doc)
 
     # ---- what generation applies ------------------------------------------------------------
     def adapt(self, expression: np.ndarray, pose: np.ndarray, fps: float,
-              lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              lo: np.ndarray | None = None, hi: np.ndarray | None = None,
+              voice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One take's curves -> the actor's: mouth shifted by their lead and rescaled to their
-        range, head motion scaled to theirs around the take's own mean pose."""
+        range, its opening moved toward `voice` (the voice map's course for this audio, when the
+        profile uses one), head motion scaled to theirs around the take's own mean pose."""
         est, sel = self.estimated, self.selected
         exp = np.array(expression, dtype=np.float32)
         pose = np.array(pose, dtype=np.float32)
@@ -159,6 +185,9 @@ class ActorProfile:
         if lo is not None and hi is not None:
             mouth = np.clip(mouth, lo[MOUTH_INDEX], hi[MOUTH_INDEX])
         exp[:, MOUTH_INDEX] = mouth
+        if voice is not None and self.voice_weight > 0:
+            from .voicemap import apply_voice
+            exp = apply_voice(exp, voice, self.voice_weight, lo, hi)
         ps = np.clip(np.asarray(est["pose_scale"], np.float32), *POSE_SCALE_RANGE)
         mean = pose.mean(0, keepdims=True)
         pose = mean + (pose - mean) * ps
@@ -172,8 +201,11 @@ class ActorGenerator:
     def __init__(self, profile: ActorProfile, device: str | None = None):
         from ..generate import load_generator
 
+        from .voicemap import VoiceMap
+
         self.profile = profile  # fcg.pt, unless its held-out footage chose the shipped model
         self.inner = load_generator(None if profile.uses_default_model else profile.checkpoint, device=device)
+        self.voice = VoiceMap.load(profile.voice_map) if profile.voice_weight > 0 else None
 
     @property
     def info(self) -> dict:
@@ -191,9 +223,13 @@ class ActorGenerator:
         takes = self.inner.generate(audio, settings, **kw)
         m = self.inner.model
         lo, hi = m.exp_lo.float().cpu().numpy(), m.exp_hi.float().cpu().numpy()
+        course = None
+        if self.voice is not None and takes:
+            from .voicemap import heard
+            course = self.voice.predict(audio, len(takes[0].expression), settings.fps, heard(self.inner.recogniser, audio))
         out = []
         for t in takes:
-            e, p = self.profile.adapt(t.expression, t.pose, settings.fps, lo, hi)
+            e, p = self.profile.adapt(t.expression, t.pose, settings.fps, lo, hi, voice=course)
             out.append(replace(t, expression=e, pose=p))
         return out
 

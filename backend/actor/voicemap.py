@@ -1,0 +1,282 @@
+"""The actor's voice map: how this person's mouth opens with their voice, learned from their footage.
+
+The flows learned audio -> mouth from synthetic voices; on a real speaker they are a stranger's
+guess (lip-sync r 0.32 on the correspondent, 0.38 on Andrew Ng). The actor's own footage pairs
+their voice with their lips, and 20-40 s of it is enough for a linear map from a short window of
+their sound to how far their lips are apart (a ridge regression: closed form, fits in a second,
+cannot over-train):
+
+    features  log-mel (the FCG's front-end), per-line normalised, 20 bands + loudness, 14 frames
+              from -0.15 s to +0.19 s around the video frame (their lead over the sound is learned);
+              and, when the line's phones are heard (pocketsphinx, as phone guidance), the mouth the
+              corpus's coarticulation model makes of them: its opening over +-4 frames and its
+              articulators (a map of the sound alone is kept for lines without phones)
+    target    the dlib inner-lip gap of their tracked frames (what the eye sees; the face-model fit
+              flattens a small mouth: the correspondent's fitted opening correlates 0.59 with it)
+    strength  ridge, chosen by contiguous 5-fold cross-validation on the footage
+
+The map gives a course of the opening (standardised). `apply_voice` moves each take's opening
+toward it: the take keeps its own mean and spread of opening (emotion offsets, the rig's range)
+and its own shape; the change is spread over the speech articulators the way the take itself
+opens its mouth (regression of its articulators on its opening). `weight` 1 = the map's course,
+0 = the take's. The held-out tail of the footage chooses the weight (learn.py, select).
+Measured in docs/actor.md ("Voice map").
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION, SPEECH_ARTICULATORS
+
+FORMAT = 1
+INDEX = np.array([CHANNEL_INDEX[n] for n in SPEECH_ARTICULATORS])  # phone guidance's channels
+MEL_RATE = 80.0  # log-mel frames per second (hop 200 at 16 kHz)
+CONTEXT = (-12, 16, 2)  # mel frames around a video frame: start, stop, step (-0.15 s .. +0.19 s)
+BANDS = 20  # the 80 mel bands averaged in fours
+N_FEATURES = len(range(*CONTEXT)) * (BANDS + 1)
+PHONE_CONTEXT = (-4, 5)  # video frames of the phones' opening around a frame
+N_PHONE_FEATURES = len(range(*PHONE_CONTEXT)) + len(SPEECH_ARTICULATORS)  # + the phones' articulators
+LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)  # ridge strengths tried by cross-validation
+FOLDS = 5
+MIN_FRAMES = 100  # a map needs a few seconds of their speech
+
+
+def features(audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    """16 kHz audio -> (n_frames, N_FEATURES) windows of normalised log-mel bands + loudness."""
+    import torch
+
+    from ..fcg.features import LogMel
+
+    with torch.no_grad():
+        mel = LogMel()(torch.from_numpy(np.asarray(audio, np.float32))).numpy().astype(np.float64)
+    mel = (mel - mel.mean(0)) / (mel.std(0) + 1e-5)  # per line: the recording's colour and level cancel
+    m = np.concatenate([mel.reshape(len(mel), BANDS, -1).mean(-1), mel.mean(1, keepdims=True)], axis=1)
+    centre = np.round(np.arange(n_frames) / fps * MEL_RATE).astype(int)
+    idx = np.clip(centre[:, None] + np.arange(*CONTEXT)[None, :], 0, len(m) - 1)
+    return m[idx].reshape(n_frames, -1)
+
+
+def phone_features(phones, n_frames: int, fps: float) -> np.ndarray:
+    """The recognised phones -> (n_frames, N_PHONE_FEATURES): the corpus's coarticulated mouth for them
+    (phone guidance's curves): its opening over +-4 frames and its articulators. Zeros without speech."""
+    from ..evaluate.mouth import mouth_opening
+    from ..generate.guidance import phone_mouth
+
+    mouth = phone_mouth(phones, n_frames, fps) if phones else None
+    if mouth is None:
+        return np.zeros((n_frames, N_PHONE_FEATURES))
+    o = mouth_opening(mouth)
+    idx = np.clip(np.arange(n_frames)[:, None] + np.arange(*PHONE_CONTEXT)[None, :], 0, n_frames - 1)
+    return np.concatenate([o[idx], mouth[:, INDEX]], axis=1).astype(np.float64)
+
+
+def heard(recogniser, audio: np.ndarray):
+    """The phones a PhoneRecogniser hears in a line (its cache: generation has usually asked already),
+    or None: too short, recognition unavailable or failed (the sound-only map then serves)."""
+    fut = recogniser.start(np.asarray(audio, np.float32))
+    if fut is None:
+        return None
+    try:
+        return fut.result(timeout=600) or None
+    except Exception:  # a crashed recogniser costs the phones, never the take
+        return None
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-12 and b.std() > 1e-12 else 0.0
+
+
+def cv_lambda(x: np.ndarray, gap: np.ndarray) -> tuple[float, dict]:
+    """The ridge strength whose contiguous-fold predictions of the gap correlate best with it."""
+    folds = np.array_split(np.arange(len(x)), FOLDS)
+    scores = {}
+    for lam in LAMBDAS:
+        pred = np.zeros(len(x))
+        for f in folds:
+            tr = np.setdiff1d(np.arange(len(x)), f)
+            mu = gap[tr].mean()
+            pred[f] = x[f] @ _ridge(x[tr], gap[tr] - mu, lam) + mu
+        scores[lam] = _corr(pred, gap)
+    best = max(LAMBDAS, key=lambda lam: (scores[lam], lam))  # a tie: the stronger (smoother) ridge
+    return best, {f"{k:g}": round(v, 4) for k, v in scores.items()}
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """One linear map: normalised features -> lip gap, and its fitted course's mean and spread."""
+    mu: np.ndarray
+    sd: np.ndarray
+    w: np.ndarray
+    centre: float
+    spread: float
+    info: dict
+
+    @classmethod
+    def fit(cls, x: np.ndarray, g: np.ndarray, lam: float | None = None) -> "Ridge":
+        if len(x) < MIN_FRAMES or g.std() < 1e-9:
+            raise ValueError(f"a voice map needs {MIN_FRAMES} frames or more with a face and a moving mouth, "
+                             f"got {len(x)}")
+        mu, sd = x.mean(0), x.std(0) + 1e-6
+        x = (x - mu) / sd
+        cv = {}
+        if lam is None:
+            lam, cv = cv_lambda(x, g)
+        w = _ridge(x, g - g.mean(), lam)
+        fitted = x @ w
+        return cls(mu, sd, w, float(fitted.mean()), float(max(fitted.std(), 1e-9)),
+                   {"frames": int(len(x)), "features": int(x.shape[1]), "lambda": lam, "cv_gap_r": cv,
+                    "fitted_gap_r": round(_corr(fitted, g), 4)})
+
+    def course(self, x: np.ndarray) -> np.ndarray:
+        return (((x - self.mu) / self.sd) @ self.w - self.centre) / self.spread
+
+    def arrays(self, prefix: str) -> dict:
+        return {f"{prefix}_mu": self.mu, f"{prefix}_sd": self.sd, f"{prefix}_w": self.w,
+                f"{prefix}_centre": np.float64(self.centre), f"{prefix}_spread": np.float64(self.spread)}
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str, n: int, info: dict, where: str) -> "Ridge":
+        shapes = {"mu": (n,), "sd": (n,), "w": (n,), "centre": (), "spread": ()}
+        arrs = {}
+        for k, shape in shapes.items():
+            v = np.asarray(z[f"{prefix}_{k}"], np.float64)
+            if v.shape != shape or not np.isfinite(v).all():
+                raise ValueError(f"voice map {where}: {prefix}_{k} must be {shape or 'one'} finite number(s)")
+            arrs[k] = v
+        if arrs["spread"] <= 0 or (arrs["sd"] <= 0).any():
+            raise ValueError(f"voice map {where}: {prefix} spread and sd must be positive")
+        return cls(arrs["mu"], arrs["sd"], arrs["w"], float(arrs["centre"]), float(arrs["spread"]), info)
+
+
+def _rows(pairs, with_phones: bool) -> tuple[np.ndarray, np.ndarray]:
+    xs, gs = [], []
+    for audio, fps, gap, phones in pairs:
+        gap = np.asarray(gap, np.float64)
+        n = min(len(gap), int(len(audio) / 16000 * fps))
+        ok = np.isfinite(gap[:n])
+        x = features(audio, n, fps)
+        if with_phones:
+            x = np.concatenate([x, phone_features(phones, n, fps)], axis=1)
+        xs.append(x[ok])
+        gs.append(gap[:n][ok])
+    return np.concatenate(xs), np.concatenate(gs)
+
+
+@dataclass(frozen=True)
+class VoiceMap:
+    """Their sound (+ the phones heard in it, when there are) -> the course of their lip opening."""
+    mel: Ridge  # sound alone: used when no phones are heard (recognition unavailable, a line under 1 s)
+    phones: Ridge | None  # sound + phones: used when the line's phones are known
+    info: dict
+
+    @classmethod
+    def fit(cls, pairs, lam: dict | None = None) -> "VoiceMap":
+        """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None)] -> the map.
+        The ridge strengths by cross-validation unless `lam` ({"mel": ., "phones": .}) gives them."""
+        lam = lam or {}
+        mel = Ridge.fit(*_rows(pairs, False), lam.get("mel"))
+        ph = None
+        if all(p[3] for p in pairs):  # phones for every segment: a map that reads them too
+            ph = Ridge.fit(*_rows(pairs, True), lam.get("phones"))
+        return cls(mel, ph, {"format": FORMAT, "mel": mel.info, "phones": ph.info if ph else None})
+
+    def predict(self, audio: np.ndarray, n_frames: int, fps: float, phones=None) -> np.ndarray:
+        """16 kHz audio (+ its phones, [(phone, start s, end s)]) -> (n_frames,) the course of their lip
+        opening, standardised (their footage's scale)."""
+        x = features(audio, n_frames, fps)
+        if self.phones is not None and phones:
+            return self.phones.course(np.concatenate([x, phone_features(phones, n_frames, fps)], axis=1))
+        return self.mel.course(x)
+
+    def save(self, path: Path) -> None:
+        """Atomically: a crash never leaves half a map that a later run would trust."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        arrays = self.mel.arrays("mel") | (self.phones.arrays("phones") if self.phones else {})
+        with open(tmp, "wb") as f:
+            np.savez(f, info=np.array(json.dumps(self.info)), **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "VoiceMap":
+        """Strict: this format, the shapes this code makes, finite numbers (ValueError says which)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                info = json.loads(str(z["info"]))
+                if not isinstance(info, dict) or info.get("format") != FORMAT:
+                    raise ValueError(f"format {info.get('format') if isinstance(info, dict) else None!r}; "
+                                     f"this flowvq reads format {FORMAT}")
+                mel = Ridge.from_arrays(z, "mel", N_FEATURES, info.get("mel") or {}, str(path))
+                ph = None
+                if info.get("phones") is not None:
+                    ph = Ridge.from_arrays(z, "phones", N_FEATURES + N_PHONE_FEATURES, info["phones"], str(path))
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"cannot read voice map {path}: {e}") from None
+        return cls(mel, ph, info)
+
+
+def out_of_fold(pairs, folds: int = FOLDS) -> list[np.ndarray]:
+    """Each pair's course as a map that never saw it would predict it: the pairs' frames are cut
+    into `folds` contiguous blocks, each predicted by a map fitted on the others (the ridge
+    strengths chosen on all of them). -> [(T_i,)] standardised courses, every frame predicted."""
+    sizes = [min(len(np.asarray(p[2])), int(len(p[0]) / 16000 * p[1])) for p in pairs]
+    if sum(sizes) * (folds - 1) / folds < MIN_FRAMES:
+        raise ValueError(f"{sum(sizes)} frames are too few to judge a voice map out of fold "
+                         f"(each fold's map needs {MIN_FRAMES})")
+    owner = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
+    frame = np.concatenate([np.arange(n) for n in sizes])
+    whole = VoiceMap.fit(pairs)
+    lam = {"mel": whole.mel.info["lambda"], "phones": whole.phones.info["lambda"] if whole.phones else None}
+    out = [np.zeros(n) for n in sizes]
+    for block in np.array_split(np.arange(len(owner)), folds):
+        keep = np.ones(len(owner), bool)
+        keep[block] = False
+        rest = []  # every segment, with the held block's frames blanked out
+        for i, (audio, fps, gap, phones) in enumerate(pairs):
+            g = np.array(gap, np.float64)[: sizes[i]]
+            g[~keep[owner == i]] = np.nan
+            rest.append((audio, fps, g, phones))
+        m = VoiceMap.fit(rest, lam=lam)
+        for i in np.unique(owner[block]):
+            audio, fps, _, phones = pairs[i]
+            idx = frame[block][owner[block] == i]
+            out[i][idx] = m.predict(audio, sizes[i], fps, phones)[idx]
+    return out
+
+
+def apply_voice(expression: np.ndarray, course: np.ndarray, weight: float,
+                lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    """One take (T, 64) + the map's standardised course (T,) -> the take whose opening is moved
+    `weight` of the way toward its own mean + its own spread x course, along the direction the
+    take opens its mouth (its articulators regressed on its opening)."""
+    from ..evaluate.mouth import mouth_opening
+
+    exp = np.array(expression, dtype=np.float64, copy=True)
+    n = min(len(exp), len(course))
+    if weight <= 0 or n < 2:
+        return exp.astype(np.float32)
+    art = exp[:n, INDEX]
+    full = np.zeros((1, N_EXPRESSION))
+    o = mouth_opening(exp[:n])
+    oc = o - o.mean()
+    if oc @ oc < 1e-12:  # a take that does not open its mouth gives no direction: leave it
+        return exp.astype(np.float32)
+    d = (oc @ (art - art.mean(0))) / (oc @ oc)  # articulator change per unit of opening, in this take
+    full[0, INDEX] = d
+    unit = float(mouth_opening(full)[0])  # = 1 by construction, up to rounding; kept for safety
+    target = o.mean() + o.std() * np.asarray(course[:n], np.float64)
+    delta = weight * (target - o) / max(unit, 1e-9)
+    art = art + delta[:, None] * d[None, :]
+    if lo is not None and hi is not None:
+        art = np.clip(art, lo[INDEX], hi[INDEX])
+    exp[:n, INDEX] = np.clip(art, 0.0, 1.0)
+    return exp.astype(np.float32)

@@ -1,0 +1,139 @@
+"""The actor's voice map (backend/actor/voicemap.py, docs/actor.md "Voice map"): learns how a mouth
+opens with a voice from paired sound and lip gap, predicts unseen sound, blends into a take only its
+opening, saves and loads strictly; a profile that names one uses it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flowvq.actor.voicemap import INDEX, N_FEATURES, VoiceMap, apply_voice, out_of_fold
+from flowvq.evaluate.lipsync import best_lag_corr
+from flowvq.evaluate.mouth import mouth_opening
+
+FPS = 25.0
+SR = 16000
+
+
+def _voice(seconds: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Syllables of noise whose loudness opens a mouth 2 frames ahead of it (lips lead the sound):
+    -> (audio, lip gap per frame)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FPS)
+    env = np.zeros(n)
+    t = 0
+    while t + 10 < n:  # syllables 4-10 frames long, pauses 2-8
+        k = int(rng.integers(4, 11))
+        env[t:t + k] = rng.uniform(0.3, 1.0) * np.hanning(k + 2)[1:-1]
+        t += k + int(rng.integers(2, 9))
+    hop = int(SR / FPS)
+    loud = np.repeat(env, hop)[: n * hop]
+    audio = (loud * rng.standard_normal(n * hop) * 0.3 + 1e-3 * rng.standard_normal(n * hop)).astype(np.float32)
+    gap = 0.02 + 0.1 * np.r_[env[2:], np.zeros(2)] + 0.003 * rng.standard_normal(n)  # gap leads the sound
+    return audio, gap
+
+
+def test_the_map_learns_a_voice_and_predicts_unseen_sound():
+    audio, gap = _voice(30.0, 0)
+    vm = VoiceMap.fit([(audio, FPS, gap, None)])
+    assert vm.phones is None and vm.info["mel"]["frames"] == len(gap)  # no phones: the sound-only map
+    test_audio, test_gap = _voice(10.0, 1)
+    course = vm.predict(test_audio, len(test_gap), FPS)
+    assert course.shape == (len(test_gap),)
+    r, lag = best_lag_corr(course, test_gap)
+    assert r > 0.8, r  # unseen syllables: their opening follows the sound the map learned
+    # frames without a face (NaN gap) are left out, not learned as zeros
+    holey = gap.copy()
+    holey[100:200] = np.nan
+    assert VoiceMap.fit([(audio, FPS, holey, None)]).info["mel"]["frames"] == len(gap) - 100
+    with pytest.raises(ValueError, match="needs 100 frames"):
+        VoiceMap.fit([(audio[: 3 * SR], FPS, gap[:75], None)])
+
+
+def test_out_of_fold_never_predicts_what_it_saw():
+    audio, gap = _voice(20.0, 2)
+    noisy = gap + np.random.default_rng(3).standard_normal(len(gap)) * 0.05  # mostly noise a map could memorise
+    oof = out_of_fold([(audio, FPS, noisy, None)])[0]
+    inside = VoiceMap.fit([(audio, FPS, noisy, None)]).predict(audio, len(gap), FPS)
+    r_oof, r_in = np.corrcoef(oof, noisy)[0, 1], np.corrcoef(inside, noisy)[0, 1]
+    assert oof.shape == gap.shape and r_oof < r_in  # fitted on its own frames it looks better than it is
+    assert np.corrcoef(oof, gap)[0, 1] > 0.5  # and still finds the voice
+
+
+def test_apply_voice_moves_only_the_opening():
+    rng = np.random.default_rng(0)
+    n = 200
+    exp = np.clip(rng.uniform(0.1, 0.4, (n, 64)), 0, 1).astype(np.float32)
+    exp[:, INDEX] += 0.1 * np.sin(np.arange(n) / 3.0)[:, None].astype(np.float32)
+    course = np.cos(np.arange(n) / 5.0) * np.sqrt(2)  # standardised, as VoiceMap.predict gives it
+    same = apply_voice(exp, course, 0.0)
+    assert np.array_equal(same, exp)
+    moved = apply_voice(exp, course, 1.0)
+    other = np.setdiff1d(np.arange(64), INDEX)
+    assert np.array_equal(moved[:, other], exp[:, other])  # brows, eyes, cheeks: the take's own
+    o0, o1 = mouth_opening(exp), mouth_opening(moved)
+    assert np.corrcoef(o1, course)[0, 1] > 0.95 and np.corrcoef(o0, course)[0, 1] < 0.3
+    assert abs(o1.mean() - o0.mean()) < 0.02 and abs(o1.std() / o0.std() - 1) < 0.15  # its mean and range kept
+    half = mouth_opening(apply_voice(exp, course, 0.5))
+    assert np.corrcoef(o0, course)[0, 1] < np.corrcoef(half, course)[0, 1] < np.corrcoef(o1, course)[0, 1]
+    assert moved.min() >= 0 and moved.max() <= 1
+
+
+def test_save_load_is_strict(tmp_path):
+    audio, gap = _voice(12.0, 4)
+    vm = VoiceMap.fit([(audio, FPS, gap, None)])
+    path = tmp_path / "voice_map.npz"
+    vm.save(path)
+    back = VoiceMap.load(path)
+    assert np.array_equal(back.predict(audio, len(gap), FPS), vm.predict(audio, len(gap), FPS))
+    with np.load(path) as z:
+        arrays = dict(z)
+    bad = dict(arrays, mel_w=np.zeros(N_FEATURES - 1))
+    np.savez(tmp_path / "short.npz", **bad)
+    with pytest.raises(ValueError, match="mel_w"):
+        VoiceMap.load(tmp_path / "short.npz")
+    info = json.loads(str(arrays["info"]))
+    np.savez(tmp_path / "future.npz", **dict(arrays, info=np.array(json.dumps({**info, "format": 9}))))
+    with pytest.raises(ValueError, match="format 9"):
+        VoiceMap.load(tmp_path / "future.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a map")
+    with pytest.raises(ValueError, match="cannot read voice map"):
+        VoiceMap.load(tmp_path / "junk.npz")
+
+
+def test_a_profile_uses_its_voice_map_and_refuses_a_broken_one(tmp_path):
+    from flowvq.actor import ActorError, ActorProfile
+
+    audio, gap = _voice(12.0, 5)
+    VoiceMap.fit([(audio, FPS, gap, None)]).save(tmp_path / "voice_map.npz")
+    for name in ("fcg.pt", "bank.npz"):
+        (tmp_path / name).write_bytes(b"x")
+    est = {"lead_shift_s": 0.0, "mouth_scale": [1.0] * 16, "mouth_centre": [0.0] * 16,
+           "generated_mouth_centre": [0.0] * 16, "pose_scale": [1.0] * 6, "neutral_expression": [0.0] * 64,
+           "selected": {"candidate": "default + voice 1", "model": "default", "lead_shift": False,
+                        "mouth_scale_power": 0.0, "voice_weight": 1.0}}
+    files = {"fcg": "fcg.pt", "bank": "bank.npz", "voice_map": "voice_map.npz"}
+    doc = {"format": 1, "kind": "flowvq-actor", "id": "a", "files": files, "estimated": est}
+
+    def load(d):
+        (tmp_path / "actor.json").write_text(json.dumps(d))
+        return ActorProfile.load(tmp_path)
+
+    prof = load(doc)
+    assert prof.voice_weight == 1.0 and prof.voice_map == tmp_path / "voice_map.npz"
+    rng = np.random.default_rng(0)
+    exp = rng.uniform(0.1, 0.4, (len(gap), 64)).astype(np.float32)
+    pose = np.zeros((len(gap), 6), np.float32)
+    course = VoiceMap.load(prof.voice_map).predict(audio, len(gap), FPS)
+    e, _ = prof.adapt(exp, pose, FPS, voice=course)
+    assert best_lag_corr(mouth_opening(e), gap)[0] > 0.8 > best_lag_corr(mouth_opening(exp), gap)[0]
+    e_none, _ = prof.adapt(exp, pose, FPS)  # no course given (no map loaded): the take as it was
+    assert np.allclose(e_none, exp)
+    with pytest.raises(ActorError, match="names none"):
+        load({**doc, "files": {"fcg": "fcg.pt", "bank": "bank.npz"}})
+    with pytest.raises(ActorError, match="voice_weight"):
+        load({**doc, "estimated": {**est, "selected": {**est["selected"], "voice_weight": 1.5}}})
+    (tmp_path / "voice_map.npz").write_bytes(b"broken")
+    with pytest.raises(ActorError, match="cannot read voice map"):
+        load(doc)
