@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri libsndfile1
 
-.PHONY: demo test soak setup system-deps addon bench eval clean
+.PHONY: demo test soak setup system-deps addon bench eval voice-map clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,14 @@ bench: setup
 
 eval: setup
 	$(BIN)/flowvq eval
+
+# the shipped voice map (backend/assets/voice_default.npz, docs/fcg.md "Voice map"): five real speakers,
+# none of whom the project measures lip-sync on; needs ../shared/data
+VOICE_VIDEOS := $(addprefix ../shared/data/video_with_audio/,hdtf_WDA_AlexandriaOcasioCortez_000.mp4 \
+  latentsync_demo1_video_woman_outdoor_10s.mp4 mimictalk_German_20s.mp4 theresa_may_5s.mp4 \
+  videoretalking_face4_woman_bluebg_7s.mp4)
+voice-map: setup
+	$(BIN)/flowvq train voice $(VOICE_VIDEOS) -o backend/assets/voice_default.npz
 
 clean:
 	rm -rf $(VENV) dist out build *.egg-info

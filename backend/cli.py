@@ -32,7 +32,8 @@ PLUGIN_MODULES = (
     "flowvq.dub.cli",         # dub
     "flowvq.emotion.cli",     # emotion learn / show
 )
-TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli")  # `train fcg`, `train vqig`
+TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli",  # `train fcg`, `train vqig`
+                 "flowvq.training.voice_cli")  # `train voice`
 
 
 def _cmd_serve(args) -> int:
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in PLUGIN_MODULES:
         _register(name, sub)
-    train = sub.add_parser("train", help="train a model (fcg, vqig)")
+    train = sub.add_parser("train", help="train a model (fcg, vqig, voice)")
     train_sub = train.add_subparsers(dest="model", metavar="MODEL")
     for name in TRAIN_MODULES:
         _register(name, train_sub)

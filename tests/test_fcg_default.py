@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import shared_data
+
 from flowvq.training.dataset import resample_audio
 from flowvq.evaluate.lipsync import best_lag_corr, loudness_curve
 from flowvq.evaluate.mouth import mouth_opening
@@ -162,11 +164,13 @@ def test_phone_guidance_blend_keeps_levels_and_other_channels():
     np.testing.assert_allclose(dyn[0], mouth[:, GUIDED_INDEX] - mouth[:, GUIDED_INDEX].mean(0), atol=1e-5)
 
 
-def test_phone_guidance_on_speech(gen, speech):
-    """Recognised phones move the mouth channels only; takes stay reproducible and different."""
+def test_phone_guidance_on_speech(speech):
+    """Recognised phones move the mouth channels only; takes stay reproducible and different.
+    (The flows and the phones alone: the shipped voice map, which joins guidance, is tested below.)"""
     from flowvq.generate.guidance import GUIDED_INDEX, phone_mouth
     from flowvq.speech.align import recognise_phones, to_pcm
 
+    gen = load_generator(device="cpu", voice=False)
     phones = recognise_phones(to_pcm(speech))
     assert sum(1 for p, _, _ in phones if p.upper() not in ("SIL", "+NSN+", "+SPN+")) > 20, phones
     plain = gen.generate(speech, GenerateSettings(takes=2, seed=4, phone_guidance=0.0))
@@ -185,6 +189,45 @@ def test_phone_guidance_on_speech(gen, speech):
     # the guided mouth follows the phone model's mouth more closely than the flow's alone
     target = mouth_opening(phone_mouth(phones, plain[0].expression.shape[0], 25.0))
     assert np.corrcoef(mouth_opening(guided[0].expression), target)[0, 1] > np.corrcoef(mouth_opening(plain[0].expression), target)[0, 1]
+    gen.close()
+
+
+def test_the_shipped_voice_map_joins_guidance_and_follows_a_real_speaker(gen):
+    """backend/assets/voice_default.npz (`flowvq train voice`, docs/fcg.md "Voice map"): applied with phone
+    guidance only, to the speech articulators only; on a real speaker none of its videos shows (KristiNoem)
+    the takes' opening follows her lips more closely than the flows + phones alone."""
+    from flowvq.evaluate.clips import video_fps
+    from flowvq.evaluate.landmarks import video_landmarks
+    from flowvq.evaluate.lipsync import best_lag_corr
+    from flowvq.evaluate.mouth import fill_nan, lip_gap
+    from flowvq.generate.pipeline import DEFAULT_VOICE
+    from flowvq.generate.voicemap import INDEX, VoiceMap
+
+    vm = VoiceMap.load(DEFAULT_VOICE)
+    assert gen.voice is not None and 0 < gen.voice.weight <= 1 and vm.phones is not None
+    assert len(vm.info["sources"]) >= 2 and "Kristi" not in json.dumps(vm.info["sources"])
+    assert DEFAULT_VOICE.stat().st_size < 100 * 1024
+    video = shared_data("talking_3dmm", "video_silent", "KristiNoem.mp4")
+    audio, sr = sf.read(shared_data("talking_3dmm", "wav", "KristiNoem.wav"), dtype="float32")
+    audio = resample_audio(audio if audio.ndim == 1 else audio.mean(1), sr)
+    fps = video_fps(video)
+    gap = fill_nan(lip_gap(video_landmarks(video)))
+    plain = load_generator(device="cpu", voice=False)
+    s = GenerateSettings(takes=2, seed=0, fps=fps)
+    without, with_map = plain.generate(audio, s), gen.generate(audio, s)
+    unguided = s.replace(phone_guidance=0.0, takes=1)
+    np.testing.assert_array_equal(gen.generate(audio, unguided)[0].expression,  # no guidance: no map
+                                  plain.generate(audio, unguided)[0].expression)
+    plain.close()
+    other = np.setdiff1d(np.arange(64), INDEX)
+    for a, b in zip(without, with_map):
+        np.testing.assert_array_equal(a.expression[:, other], b.expression[:, other])  # the mouth only
+        np.testing.assert_array_equal(a.pose, b.pose)
+        assert np.abs(a.expression[:, INDEX] - b.expression[:, INDEX]).max() > 0.02
+    r = lambda takes: np.mean([best_lag_corr(mouth_opening(t.expression), gap)[0] for t in takes])  # noqa: E731
+    r0, r1 = r(without), r(with_map)
+    print(f"KristiNoem lip-sync r: flows + phones {r0:.3f}, + voice map {r1:.3f}")
+    assert r1 > r0 + 0.03, (r0, r1)
 
 
 def test_phone_guidance_falls_back_to_the_flow(gen, speech, monkeypatch):

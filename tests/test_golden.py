@@ -1,7 +1,8 @@
 """Golden takes: the restructured code makes the takes the code made before (tests/golden/record.py
 recorded them on commit 00e9a6d through `flowvq generate`; re-recorded when the shipped emotions became
 real faces (issue #15): the emotion cases changed by design, talking by <= 1.1e-5 through the wider
-clamp range). Same CLI path, same committed input."""
+clamp range; and when the shipped voice map (generate/voicemap.py) joined phone guidance: the guided
+cases changed by design, flow_only (no guidance) did not). Same CLI path, same committed input."""
 from __future__ import annotations
 
 import sys

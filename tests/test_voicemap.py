@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from flowvq.actor.voicemap import INDEX, N_FEATURES, VoiceMap, apply_voice, out_of_fold
+from flowvq.generate.voicemap import INDEX, N_FEATURES, VoiceMap, apply_voice, out_of_fold
 from flowvq.evaluate.lipsync import best_lag_corr
 from flowvq.evaluate.mouth import mouth_opening
 

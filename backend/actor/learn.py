@@ -38,7 +38,7 @@ from ..errors import BadAudio, BadRequest, NoFace
 from ..files import sha256_file as _sha256, write_json as _write_json
 from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE, SCALE_RANGE, \
     MAX_SHIFT_S, ActorProfile, safe_id
-from .voicemap import VoiceMap, heard
+from ..generate.voicemap import VoiceMap, heard
 
 MIN_SECONDS = 8.0
 SAMPLE_RATE = 16000
@@ -588,7 +588,7 @@ def voice_weights_scored(sources, tracks, audios, segs, takes: int = SELECT_TAKE
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
     from ..generate import load_generator
-    from .voicemap import apply_voice, out_of_fold
+    from ..generate.voicemap import apply_voice, out_of_fold
 
     spans = list(_spans(segs["train"] + segs["holdout"], sources, tracks, audios))
     gen = load_generator(None, device="cpu")

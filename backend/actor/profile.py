@@ -157,7 +157,7 @@ class ActorProfile:
             if voice > 0 and "voice_map" not in files:
                 raise ActorError(f"{index}: estimated.selected uses a voice map but 'files' names none")
         if "voice_map" in files:
-            from .voicemap import VoiceMap
+            from ..generate.voicemap import VoiceMap
             try:
                 VoiceMap.load(path / files["voice_map"])
             except ValueError as e:
@@ -186,7 +186,7 @@ class ActorProfile:
             mouth = np.clip(mouth, lo[MOUTH_INDEX], hi[MOUTH_INDEX])
         exp[:, MOUTH_INDEX] = mouth
         if voice is not None and self.voice_weight > 0:
-            from .voicemap import apply_voice
+            from ..generate.voicemap import apply_voice
             exp = apply_voice(exp, voice, self.voice_weight, lo, hi)
         ps = np.clip(np.asarray(est["pose_scale"], np.float32), *POSE_SCALE_RANGE)
         mean = pose.mean(0, keepdims=True)
@@ -201,7 +201,7 @@ class ActorGenerator:
     def __init__(self, profile: ActorProfile, device: str | None = None):
         from ..generate import load_generator
 
-        from .voicemap import VoiceMap
+        from ..generate.voicemap import VoiceMap
 
         self.profile = profile  # fcg.pt, unless its held-out footage chose the shipped model
         self.inner = load_generator(None if profile.uses_default_model else profile.checkpoint, device=device)
@@ -225,7 +225,7 @@ class ActorGenerator:
         lo, hi = m.exp_lo.float().cpu().numpy(), m.exp_hi.float().cpu().numpy()
         course = None
         if self.voice is not None and takes:
-            from .voicemap import heard
+            from ..generate.voicemap import heard
             course = self.voice.predict(audio, len(takes[0].expression), settings.fps, heard(self.inner.recogniser, audio))
         out = []
         for t in takes:

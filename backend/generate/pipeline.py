@@ -2,7 +2,8 @@ r"""Generator: audio + GenerateSettings -> Takes. The FCG samples; post-sampling
 
     audio (16 kHz) --features--> mel windows --FCG sampler--> expression, pose   (fcg/)
                 \--PhoneRecogniser (helper process, cached)--> phones         (speech/)
-    -> phone guidance (guidance.py) -> intensity + the data's range -> blinks (blinks.py) -> Take
+    -> phone guidance (guidance.py) -> the voice map (voicemap.py: the opening moved toward what real
+       mouths do with this sound) -> intensity + the data's range -> blinks (blinks.py) -> Take
 
 T = ceil(duration * fps): a trailing partial frame is kept so the curves cover all the audio.
 Take k draws its latents from numpy's Generator seeded with (seed, k), so take k is reproducible
@@ -32,22 +33,30 @@ from ..runtime import torch_threads
 from ..timeline import frame_count
 from .blinks import LID_CHANNELS, take_lids
 from .guidance import guide
+from .voicemap import VoiceMap, apply_voice
 
 
-def load_generator(path: str | Path | None = None, device: str | None = None) -> "Generator":
-    """Load a trained FCG (the shipped default when path is None) into a Generator."""
+DEFAULT_VOICE = Path(__file__).resolve().parent.parent / "assets" / "voice_default.npz"
+
+
+def load_generator(path: str | Path | None = None, device: str | None = None, voice: bool = True) -> "Generator":
+    """Load a trained FCG (the shipped default when path is None) into a Generator; with `voice`, the
+    shipped voice map too (when there is one: `flowvq train voice` makes it)."""
     ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not ckpt.exists():
         raise NotImplementedYet(f"no trained FCG checkpoint at {ckpt}: run `flowvq train fcg --data DATASET -o {ckpt}`")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta, _ = load_checkpoint(ckpt, device=device)
-    return Generator(model, meta, ckpt, device)
+    vm = VoiceMap.load(DEFAULT_VOICE) if voice and DEFAULT_VOICE.is_file() else None
+    return Generator(model, meta, ckpt, device, voice=vm)
 
 
 class Generator:
-    def __init__(self, model: FCGModel, meta: dict, path: Path | None = None, device: str = "cpu"):
+    def __init__(self, model: FCGModel, meta: dict, path: Path | None = None, device: str = "cpu",
+                 voice: VoiceMap | None = None):
         self.model = model.eval().requires_grad_(False)
+        self.voice = voice  # real speakers' voice map, applied with phone guidance (None: the flows alone)
         self.meta = meta
         self.path = path
         self.device = torch.device(device)
@@ -72,6 +81,8 @@ class Generator:
             "sampling_scale": c.sampling_scale,
             "device": str(self.device),
             "phone_guidance": self.recogniser.error or "pocketsphinx phones",
+            "voice_map": (f"{len(self.voice.info.get('sources', []))} real speakers, weight {self.voice.weight:g}"
+                          if self.voice is not None else "none"),
         }
 
     def close(self) -> None:
@@ -138,6 +149,12 @@ class Generator:
                 if guided is not None:
                     exp = torch.from_numpy(guided).to(exp.device, exp.dtype)
                     applied = s.phone_guidance
+                if guided is not None and self.voice is not None and self.voice.weight > 0:
+                    # part of guidance (one knob: "follow the sound"); the phones are in: guide() waited for them
+                    course = self.voice.predict(audio, n_frames, s.fps, phones.result())
+                    voiced = np.stack([apply_voice(x, course, self.voice.weight)  # [0, 1], as guidance; range later
+                                       for x in exp.float().cpu().numpy()])
+                    exp = torch.from_numpy(voiced).to(exp.device, exp.dtype)
             neutral = neutral.to(exp.device)
             exp = neutral + intensity * (exp - neutral)
             top = max([s.intensity] + [k[2] for k in s.emotion_keys])

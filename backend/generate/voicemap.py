@@ -178,6 +178,12 @@ class VoiceMap:
     phones: Ridge | None  # sound + phones: used when the line's phones are known
     info: dict
 
+    @property
+    def weight(self) -> float:
+        """How far a take follows it by default (the shipped map: chosen leaving one speaker out;
+        an actor's map: 0, their profile chooses)."""
+        return float(self.info.get("weight", 0.0))
+
     @classmethod
     def fit(cls, pairs, lam: dict | None = None) -> "VoiceMap":
         """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None)] -> the map.
