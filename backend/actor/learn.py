@@ -583,29 +583,33 @@ def _voice_candidate(model: str, weight: float) -> dict:
 
 def voice_weights_scored(sources, tracks, audios, segs, takes: int = SELECT_TAKES) -> dict:
     """Lip-sync r over ALL the footage of the default model's takes with their opening moved w of
-    the way to the voice map's out-of-fold course, for each w in VOICE_WEIGHTS: every frame is fair
-    (the default model never saw it, the course comes from a map fitted without its block)."""
+    the way to the voice map's out-of-fold course, for each w in VOICE_WEIGHTS (w 0: the default
+    product, the shipped voice map included; w > 0: their map in place of the shipped one): every
+    frame is fair (the default model never saw it, the course comes from a map fitted without its block)."""
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
     from ..generate import load_generator
     from ..generate.voicemap import apply_voice, out_of_fold
 
     spans = list(_spans(segs["train"] + segs["holdout"], sources, tracks, audios))
-    gen = load_generator(None, device="cpu")
-    pairs = voice_pairs(segs["train"] + segs["holdout"], sources, tracks, audios, gen.recogniser)
+    # w 0: the default product (with the shipped voice map); w > 0: their map replaces the shipped one
+    product, plain = load_generator(None, device="cpu"), load_generator(None, device="cpu", voice=False)
+    pairs = voice_pairs(segs["train"] + segs["holdout"], sources, tracks, audios, plain.recogniser)
     courses = out_of_fold(pairs)
     scores = {w: [] for w in VOICE_WEIGHTS}
+    lo, hi = plain.model.exp_lo.float().cpu().numpy(), plain.model.exp_hi.float().cpu().numpy()
     try:
         for (fps, a, b, tr, clip), course in zip(spans, courses):
             gap = fill_nan(lip_gap(tr.landmarks[a:b]))
-            ts = gen.generate(clip, _settings(fps, takes))
-            lo, hi = gen.model.exp_lo.float().cpu().numpy(), gen.model.exp_hi.float().cpu().numpy()
+            shipped, own = product.generate(clip, _settings(fps, takes)), plain.generate(clip, _settings(fps, takes))
             for w in VOICE_WEIGHTS:
-                r = np.mean([best_lag_corr(mouth_opening(apply_voice(t.expression, course, w, lo, hi)), gap)[0]
-                             for t in ts])
+                ts = [t.expression for t in shipped] if w == 0 else \
+                    [apply_voice(t.expression, course, w, lo, hi) for t in own]
+                r = np.mean([best_lag_corr(mouth_opening(e), gap)[0] for e in ts])
                 scores[w].append((float(r), len(course)))
     finally:
-        gen.close()
+        product.close()
+        plain.close()
     return {f"{w:g}": round(_wmean(v), 4) for w, v in scores.items()}
 
 
@@ -657,7 +661,9 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
                 "note": f"held-out footage {held:.1f} s < {min_seconds:g} s: too short to judge; "
                         + ("the default model with the voice map" if voice_w > 0 else
                            "every correction applied (as before the selection)")}
-    gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu"), "default": load_generator(None, device="cpu")}
+    shipped_voice = voice_w == 0  # their own map, when used, replaces the shipped one (as ActorGenerator does)
+    gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu", voice=shipped_voice),
+            "default": load_generator(None, device="cpu", voice=shipped_voice)}
     voice = VoiceMap.load(actor_dir / VOICE_TRAIN) if has_voice else None
     parts = {c["candidate"]: [[] for _ in range(takes)] for c in cands}
     profs = {c["candidate"]: ActorProfile(actor_dir, _draft_doc(actor_dir, c)) for c in cands}  # read once

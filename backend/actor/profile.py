@@ -204,7 +204,9 @@ class ActorGenerator:
         from ..generate.voicemap import VoiceMap
 
         self.profile = profile  # fcg.pt, unless its held-out footage chose the shipped model
-        self.inner = load_generator(None if profile.uses_default_model else profile.checkpoint, device=device)
+        # their own voice map replaces the shipped one (a prior for voices it does not know)
+        self.inner = load_generator(None if profile.uses_default_model else profile.checkpoint, device=device,
+                                    voice=profile.voice_weight == 0)
         self.voice = VoiceMap.load(profile.voice_map) if profile.voice_weight > 0 else None
 
     @property

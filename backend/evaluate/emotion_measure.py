@@ -216,8 +216,9 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
     before = {c: acc(base["confusion"], i) for i, c in enumerate(cls)} if base else None
     wbefore = {c: acc(base["window_confusion"], i) for i, c in enumerate(cls)} if base else None
     lines = ["# Emotion from real faces (issue #15)", "",
-             f"Command: `{cmd}`; {platform.machine()} CPU, 2 shared cores, {time.strftime('%Y-%m-%d')}. {note} Baseline: "
-             "the checkpoint before (`--baseline`). This part supersedes the emotion tables of the FCG part, which "
+             f"Command: `{cmd}`; {platform.machine()} CPU, 2 shared cores, {time.strftime('%Y-%m-%d')}. {note} Model: the "
+             "checkpoint under test with the shipped voice map (backend/assets/voice_default.npz, part of phone "
+             "guidance). Baseline: the checkpoint before (`--baseline`) as it shipped, without a voice map. This part supersedes the emotion tables of the FCG part, which "
              "were measured on the corpus-trained checkpoint.",
              "", "## Nearest real emotion (speaker-normalised offsets, 7 classes, neutral the reference)", "",
              f"Accuracy **{res['accuracy']:.2f}** (chance {1 / len(cls):.2f}), baseline "
@@ -245,11 +246,13 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
               confusion_markdown(np.array(res["window_confusion"]), cls, wbefore, "baseline"),
               "## Lip-sync r per emotion (generated mouth opening vs the real dlib inner-lip gap, best lag +-2)", ""]
     clips = list(res["lipsync"]["neutral"])
-    lines += ["| emotion | " + " | ".join(clips) + " | min | baseline min |", "|---" * (len(clips) + 3) + "|"]
+    lines += ["Each clip: model (baseline).", "",
+              "| emotion | " + " | ".join(clips) + " | min | baseline min |", "|---" * (len(clips) + 3) + "|"]
     for e, per in res["lipsync"].items():
         rs = [per[c][0] for c in clips]
-        b = min(base["lipsync"][e][c][0] for c in clips) if base and e in base["lipsync"] else None
-        lines.append(f"| {e} | " + " | ".join(f"{v:.3f}" for v in rs) + f" | {min(rs):.3f} | {_fmt(b, 3)} |")
+        bs = [base["lipsync"][e][c][0] for c in clips] if base and e in base["lipsync"] else None
+        cells = [f"{v:.3f}" + (f" ({bs[i]:.3f})" if bs else "") for i, v in enumerate(rs)]
+        lines.append(f"| {e} | " + " | ".join(cells) + f" | {min(rs):.3f} | {_fmt(min(bs) if bs else None, 3)} |")
     k = res["keyed"]
     lines += ["", f"## Keyed sad:0 -> happy:{k['key_s']} s ({k['audio']}, 2 takes, seed 3)", "",
               "| take | first third reads | last third reads | max step near the key / p99 elsewhere | baseline |",
@@ -302,7 +305,16 @@ def main(argv=None) -> int:
     p.add_argument("--heldout", type=float, metavar="S", help="learn from W009's first S seconds, test on the rest")
     p.add_argument("--write", help="markdown file to write")
     p.add_argument("--json", help="raw results to write")
+    p.add_argument("--from-json", metavar="JSON", help="write --write's markdown from a --json of an earlier run "
+                   "(no measuring; the command line is kept from that run's --command-of)")
+    p.add_argument("--command-of", default="", help="with --from-json: the command that measured it")
     a = p.parse_args(argv)
+    if a.from_json:
+        out = json.loads(Path(a.from_json).read_text())
+        note = (f"Held out: learned from W009's first {a.heldout:g} s per clip, references from the rest."
+                if a.heldout else "In-sample: references are W009's whole clips, the model learned from them too.")
+        _write(Path(a.write), markdown(out["model"], out.get("baseline"), a.command_of, note))
+        return 0
     root = default_data_root()
     videos = load_emotion_videos(root)
     if not videos:
@@ -322,7 +334,7 @@ def main(argv=None) -> int:
         if name == "baseline" and not path:
             continue
         print(f"{name}: {path or 'shipped'}")
-        gen = load_generator(path, device="cpu")
+        gen = load_generator(path, device="cpu", voice=name == "model")  # the baseline as it shipped: no voice map
         try:
             out[name] = measure(gen, clips, directions, part, refs)
         finally:
