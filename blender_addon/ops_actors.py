@@ -1,5 +1,7 @@
 """Learn an actor profile from a movie strip (or a video file): `flowvq actor learn` in the
-background; the selector of actors lives in the Generate panel (properties.actor_choice)."""
+background into the add-on's actors folder (which the local backend it starts serves), or, connected
+to a backend it did not start, a `learn_actor` request with the footage uploaded (the backend learns
+into its own --actors folder); the selector of actors lives in the Generate panel (properties.actor_choice)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 import bpy
 from bpy.props import StringProperty
 
-from . import actors, connection, tasks
+from . import actors, client, connection, tasks
 from ._shared import protocol
 from .connection import UserError
 
@@ -76,6 +78,31 @@ class LearnSpec:
         return actors.learned_summary(self.actor_dir, self.started)
 
 
+@dataclass(frozen=True)
+class RemoteLearnSpec:
+    """A `learn_actor` request to a backend this add-on did not start (another machine, or a
+    `flowvq serve --actors DIR` of its own): the footage is uploaded, the backend learns into its DIR."""
+    name: str
+    video: str
+    blocking: bool = False
+    refresh: bool = True  # the backend's next hello offers the new actor
+
+    @property
+    def kind(self) -> str:
+        return f"learn actor {self.name}"
+
+    def apply(self, result: dict) -> str:
+        actor = result.get("actor") or {}
+        r = ((actor.get("fit") or {}).get("lipsync_r")) or {}
+        fit = f"; held-out lip-sync r {r.get('actor')} (default model {r.get('default')})" if r else ""
+        return f"learned actor '{actor.get('id', self.name)}' on the backend from {os.path.basename(self.video)}{fit}"
+
+
+def remote_learning(st) -> bool:
+    """True when Learn Actor goes over the protocol: connected to a backend this add-on did not start."""
+    return bool(st.connected) and not connection.LOCAL.running()
+
+
 class FLOWVQ_OT_learn_actor(tasks.JobOperator, bpy.types.Operator):
     """Learn an actor profile from footage of one person speaking with their own voice (the
     active movie strip, or a video file): runs `flowvq actor learn` in the background (minutes)"""
@@ -110,6 +137,15 @@ class FLOWVQ_OT_learn_actor(tasks.JobOperator, bpy.types.Operator):
             return tasks.fail(self, str(e))
         except protocol.ProtocolError as e:
             return tasks.fail(self, f"actor name: {e.message}")
+        st = connection.status()
+        if remote_learning(st):  # its actors folder is the backend's, not ours: upload the footage
+            if "learn_actor:" in st.unavailable:
+                return tasks.fail(self, f"the backend at {st.endpoint} cannot learn actors (started without "
+                                        "--actors DIR)")
+            request = {"type": "learn_actor", "uploads": ["footage"], "name": name}
+            spec = RemoteLearnSpec(name, video, self.blocking or bpy.app.background)
+            up = client.Upload("footage", os.path.basename(video), path=video)
+            return tasks.start(self, context, request, spec, self.blocking, self.timeout, uploads=(up,))
         cmd = actors.learn_command(python, video, actor_dir)
         spec = LearnSpec(name, actor_dir, " ".join(cmd), time.monotonic(),
                          self.blocking or bpy.app.background)

@@ -184,6 +184,8 @@ class Task:
             st.busy = any(not t.done for t in TASKS if t is not self)
             st.last_error = self.error[1] if self.error else ""
             st.last_report = self.summary
+            if self.error is None and getattr(self.spec, "refresh", False):  # e.g. a new actor to offer
+                refresh_backend(blocking=getattr(self.spec, "blocking", False))
         _redraw()
 
 

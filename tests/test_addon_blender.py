@@ -1010,6 +1010,8 @@ def test_learn_actor_refusals(bpy, tmp_path):
     `error:` line becomes the report); nothing runs for minutes."""
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.backend_python, prefs.actors_dir = sys.executable, str(tmp_path / "actors")
+    # not connected to a backend it did not start: the local `flowvq actor learn` route
+    sys.modules[ADDON + ".tasks"].set_disconnected("testing the local Learn Actor")
     scene = bpy.context.scene
     s = scene.flowvq
     se = scene.sequence_editor_create()
@@ -1074,6 +1076,35 @@ def test_learn_actor_runs_in_the_background_and_cancels(bpy, tmp_path):
     assert task.error[0] == "stopped" and "resumes" in task.error[1], task.error
     assert (actor_dir / "work").is_dir()  # the partial work stays, for resuming
     assert not st.busy and not tasks.TASKS
+
+
+def test_learn_actor_on_a_backend_it_did_not_start_goes_over_the_protocol(bpy, actors_server, tiny_server,
+                                                                           tmp_path):
+    """Connected to a backend the add-on did not start, Learn Actor uploads the footage in a
+    `learn_actor` request (the backend learns into its own --actors folder, which the add-on
+    cannot see): its refusal comes back as the report, nothing is written on this side; a backend
+    without --actors is named as such before anything is uploaded."""
+    server, root = actors_server
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.backend_python, prefs.actors_dir = sys.executable, str(tmp_path / "local_actors")
+    s = bpy.context.scene.flowvq
+    s.learn_name = "tess"
+    video = VIDEOS / "theresa_may_5s.mp4"  # 5 s: the backend's learn refuses it as too short
+    if not video.is_file():
+        pytest.skip(f"{video} not found")
+    point_at(bpy, server.port)
+    assert bpy.ops.flowvq.check_backend(blocking=True) == {"FINISHED"}
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(blocking=True, timeout=300, filepath=str(video)))
+    assert "too short" in msg and "Traceback" not in msg, msg
+    assert "Learn Actor 'tess'" not in msg  # the backend's own refusal, not the local CLI's (LearnSpec.failure)
+    assert not (tmp_path / "local_actors" / "tess").exists()  # the local CLI never ran
+    assert not (root / "tess" / "actor.json").exists()
+    point_at(bpy, tiny_server.port)  # no --actors
+    assert bpy.ops.flowvq.check_backend(blocking=True) == {"FINISHED"}
+    msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(blocking=True, filepath=str(video)))
+    assert "cannot learn actors" in msg and "--actors" in msg, msg
+    st = bpy.context.window_manager.flowvq_status
+    assert not st.busy and not sys.modules[ADDON + ".tasks"].TASKS
 
 
 def test_a_learned_actor_is_offered_at_once(bpy, actors_server):
