@@ -33,7 +33,7 @@ PLUGIN_MODULES = (
     "flowvq.emotion.cli",     # emotion learn / show
 )
 TRAIN_MODULES = ("flowvq.training.fcg_cli", "flowvq.training.vqig_cli",  # `train fcg`, `train vqig`
-                 "flowvq.training.voice_cli")  # `train voice`
+                 "flowvq.voice.cli")  # `train voice`
 
 
 def _cmd_serve(args) -> int:

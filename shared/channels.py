@@ -83,3 +83,14 @@ def emotion_index(label: str) -> int:
     if key not in EMOTIONS:
         raise ValueError(f"unknown emotion {label!r}; valid: {', '.join(EMOTIONS)}")
     return EMOTIONS.index(key)
+
+
+# How much each channel opens (+) or closes (-) the lips: the one definition of a generated mouth's
+# opening (evaluate/mouth.py measures lip-sync with it; the voice map moves it). Fixed before any evaluation.
+OPENING_WEIGHTS: dict[str, float] = {
+    "jawOpen": 1.0, "mouthClose": -1.0,
+    "mouthLowerDownLeft": 0.25, "mouthLowerDownRight": 0.25,
+    "mouthUpperUpLeft": 0.25, "mouthUpperUpRight": 0.25,
+    "lipsPart": 0.3, "mouthFunnel": 0.2,
+    "mouthPressLeft": -0.2, "mouthPressRight": -0.2, "mouthRollLower": -0.2, "mouthRollUpper": -0.2,
+}

@@ -62,7 +62,7 @@ def _shares(data, name, base):
 
 
 def fitted_jaw(data, names, base) -> np.ndarray:
-    from .mouth import _W
+    from ..generate.opening import _W
 
     opening = base[:, :-1] @ _W - base[:, JAW] * base[:, -1]  # per class, mouthClose = seal x jaw
     xs, ys = [], []

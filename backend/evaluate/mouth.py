@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowvq_shared.channels import CHANNEL_INDEX
+from ..generate.opening import mouth_opening  # noqa: F401  (the one definition; re-exported)
 
 
 def lip_gap(landmarks: np.ndarray) -> np.ndarray:
@@ -15,24 +15,6 @@ def lip_gap(landmarks: np.ndarray) -> np.ndarray:
            + np.linalg.norm(lm[:, 63] - lm[:, 65], axis=-1)) / 3
     eyes = np.maximum(np.linalg.norm(lm[:, 36] - lm[:, 45], axis=-1), 1e-6)
     return gap / eyes
-
-
-# How much each ARKit/extra channel opens (+) or closes (-) the lips; fixed before any evaluation.
-OPENING_WEIGHTS = {
-    "jawOpen": 1.0, "mouthClose": -1.0,
-    "mouthLowerDownLeft": 0.25, "mouthLowerDownRight": 0.25,
-    "mouthUpperUpLeft": 0.25, "mouthUpperUpRight": 0.25,
-    "lipsPart": 0.3, "mouthFunnel": 0.2,
-    "mouthPressLeft": -0.2, "mouthPressRight": -0.2, "mouthRollLower": -0.2, "mouthRollUpper": -0.2,
-}
-_W = np.zeros(64)
-for _name, _w in OPENING_WEIGHTS.items():
-    _W[CHANNEL_INDEX[_name]] = _w
-
-
-def mouth_opening(expression: np.ndarray) -> np.ndarray:
-    """(T, 64) generated expression -> (T,) lip opening (arbitrary units; correlations are scale-free)."""
-    return np.asarray(expression, dtype=np.float64) @ _W
 
 
 def fill_nan(x: np.ndarray) -> np.ndarray:

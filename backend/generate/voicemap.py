@@ -33,12 +33,15 @@ import numpy as np
 
 from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION, SPEECH_ARTICULATORS
 
+from .opening import mouth_opening
+
 FORMAT = 1
 INDEX = np.array([CHANNEL_INDEX[n] for n in SPEECH_ARTICULATORS])  # phone guidance's channels
 MEL_RATE = 80.0  # log-mel frames per second (hop 200 at 16 kHz)
 CONTEXT = (-12, 16, 2)  # mel frames around a video frame: start, stop, step (-0.15 s .. +0.19 s)
 BANDS = 20  # the 80 mel bands averaged in fours
 N_FEATURES = len(range(*CONTEXT)) * (BANDS + 1)
+
 PHONE_CONTEXT = (-4, 5)  # video frames of the phones' opening around a frame
 N_PHONE_FEATURES = len(range(*PHONE_CONTEXT)) + len(SPEECH_ARTICULATORS)  # + the phones' articulators
 LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)  # ridge strengths tried by cross-validation
@@ -64,8 +67,7 @@ def features(audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
 def phone_features(phones, n_frames: int, fps: float) -> np.ndarray:
     """The recognised phones -> (n_frames, N_PHONE_FEATURES): the corpus's coarticulated mouth for them
     (phone guidance's curves): its opening over +-4 frames and its articulators. Zeros without speech."""
-    from ..evaluate.mouth import mouth_opening
-    from ..generate.guidance import phone_mouth
+    from .guidance import phone_mouth
 
     mouth = phone_mouth(phones, n_frames, fps) if phones else None
     if mouth is None:
@@ -264,8 +266,6 @@ def apply_voice(expression: np.ndarray, course: np.ndarray, weight: float,
     """One take (T, 64) + the map's standardised course (T,) -> the take whose opening is moved
     `weight` of the way toward its own mean + its own spread x course, along the direction the
     take opens its mouth (its articulators regressed on its opening)."""
-    from ..evaluate.mouth import mouth_opening
-
     exp = np.array(expression, dtype=np.float64, copy=True)
     n = min(len(exp), len(course))
     if weight <= 0 or n < 2:

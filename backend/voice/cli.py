@@ -1,4 +1,4 @@
-"""`flowvq train voice VIDEO... -o MAP.npz` (training/voice.py)."""
+"""`flowvq train voice VIDEO... -o MAP.npz` (voice/train.py)."""
 from __future__ import annotations
 
 
@@ -13,7 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .voice import train_voice
+    from .train import train_voice
 
     train_voice(args.videos, args.output, args.max_seconds, log=(lambda *_: None) if args.quiet else print)
     return 0
