@@ -14,10 +14,14 @@ written atomically, so Ctrl-C never leaves a half file that a later run would tr
   estimate  lead of lips over sound, mouth range per channel, typical head motion per axis (median
             of 4 s window stds; each against what the fine-tuned generator makes on the same audio;
             the head's ratio shrunk toward 1 with little footage), neutral face, identity
-  select    the held-out tail decides which corrections the profile uses: candidates (the default
-            model; the fine-tuned one alone, + lead shift, + mouth scale (full, or shrunk toward 1),
-            + both) scored by held-out lip-sync r; the best one is `estimated.selected`
-            (held-out part under SELECT_MIN_S: everything applied, as before, and said so)
+  voice     their voice map (generate/voicemap.py): their sound + the phones heard in it -> their
+            lip gap; from the training part (judged) and from all of it (shipped: voice_map.npz)
+  select    1. the voice map's weight, out of fold on all the footage (0: the default product);
+            2. on the held-out tail: with a weight, the default or the fine-tuned model with the map;
+            without, the corrections (the default model; the fine-tuned one alone, + lead shift,
+            + mouth scale (full, or shrunk toward 1), + both) by held-out lip-sync r; the best one
+            is `estimated.selected` (held-out part under SELECT_MIN_S: the default model with the
+            map, or, with no weight, everything applied as before, and said so)
   fit       held-out lip-sync r and typical-motion pose ratio, profile vs the default model
   bank      a few of their own frames (face crops, PNG) + their tracked curves -> bank/
   actor.json written last
