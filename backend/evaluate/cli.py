@@ -39,6 +39,8 @@ def run(args) -> int:
         raise BadRequest(f"no real clips found under {root}")
     command = "flowvq " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("flowvq") else "flowvq eval"
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(markdown(out, gen.info, command))
+    voice = getattr(gen, "voice", None)  # its sources: the clips the table marks in-sample for it
+    info = {**gen.info, "voice_sources": list(voice.info.get("sources", [])) if voice is not None else []}
+    Path(args.output).write_text(markdown(out, info, command))
     print(f"wrote {args.output}")
     return 0

@@ -334,15 +334,20 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
              "| clip | fps | frames | model r (lag) | takes min / median | flow alone r (lag) | loudness r (lag) | "
              "phone r (lag) | ceiling r |",
              "|---|---|---|---|---|---|---|---|---|"]
+    heard = {Path(s["file"]).stem for s in (gen_info.get("voice_sources") or [])}  # the voice map learned from these
     for r in rows:
         ce = f"{r.ceiling[0]:.3f}" if r.ceiling else "-"
-        lines.append(f"| {r.name} | {r.fps:g} | {r.frames} | {r.model_r[0]:.3f} ({r.model_lag[0]:+d}) | "
+        mark = " (voice map in-sample)" if r.name in heard else ""
+        lines.append(f"| {r.name}{mark} | {r.fps:g} | {r.frames} | {r.model_r[0]:.3f} ({r.model_lag[0]:+d}) | "
                      f"{min(r.model_r):.3f} / {_med(r.model_r):.3f} | "
                      + (f"{r.flow_only[0]:.3f} ({r.flow_only[1]:+d})" if r.flow_only else "-")
                      + f" | {r.loud[0]:.3f} ({r.loud[1]:+d}) | "
                      f"{r.phone[0]:.3f} ({r.phone[1]:+d}) | {ce} |")
     m = [r.model_r[0] for r in rows]
     fo = [r.flow_only[0] for r in rows if r.flow_only]
+    unseen = [r.model_r[0] for r in rows if r.name not in heard]
+    lines += ["", f"Voice map: {gen_info.get('voice_map', 'none')}; on the {len(unseen)} clips it did not learn "
+              f"from: model median {_med(unseen):.3f} (min {min(unseen):.3f})." if heard and unseen else ""]
     lines += ["", f"Median over {len(rows)} clips: model **{_med(m):.3f}** (min {min(m):.3f}), "
               + (f"flow alone {_med(fo):.3f} (min {min(fo):.3f}), " if fo else "")
               + f"loudness {_med([r.loud[0] for r in rows]):.3f}, phone {_med([r.phone[0] for r in rows]):.3f}, "
