@@ -1,4 +1,4 @@
-"""The actor's voice map (backend/actor/voicemap.py, docs/actor.md "Voice map"): learns how a mouth
+"""Voice maps (backend/generate/voicemap.py; docs/actor.md and docs/fcg.md "Voice map"): learns how a mouth
 opens with a voice from paired sound and lip gap, predicts unseen sound, blends into a take only its
 opening, saves and loads strictly; a profile that names one uses it."""
 from __future__ import annotations
