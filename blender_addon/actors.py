@@ -112,8 +112,11 @@ def learned_summary(actor_dir: str, started: float) -> str:
         doc = json.loads((Path(actor_dir) / "actor.json").read_text())
     except (OSError, ValueError):
         return f"learned an actor into {actor_dir} in {elapsed(time.monotonic() - started)}"
-    r = (doc.get("fit") or {}).get("lipsync_r") or {}
-    fit = (f"; held-out lip-sync r {r.get('actor')} (default model {r.get('default')})"
-           if r else "")
     return (f"learned actor '{doc.get('id')}' into {actor_dir} in "
-            f"{elapsed(time.monotonic() - started)}{fit}")
+            f"{elapsed(time.monotonic() - started)}{fit_text(doc.get('fit'))}")
+
+
+def fit_text(fit) -> str:
+    """A profile's measured fit (actor.json's, or a learn_actor result's) as the report's tail."""
+    r = (fit or {}).get("lipsync_r") or {}
+    return f"; held-out lip-sync r {r.get('actor')} (default model {r.get('default')})" if r else ""

@@ -93,9 +93,8 @@ class RemoteLearnSpec:
 
     def apply(self, result: dict) -> str:
         actor = result.get("actor") or {}
-        r = ((actor.get("fit") or {}).get("lipsync_r")) or {}
-        fit = f"; held-out lip-sync r {r.get('actor')} (default model {r.get('default')})" if r else ""
-        return f"learned actor '{actor.get('id', self.name)}' on the backend from {os.path.basename(self.video)}{fit}"
+        return (f"learned actor '{actor.get('id', self.name)}' on the backend from {os.path.basename(self.video)}"
+                f"{actors.fit_text(actor.get('fit'))}")
 
 
 def remote_learning(st) -> bool:

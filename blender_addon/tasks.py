@@ -184,8 +184,7 @@ class Task:
             st.busy = any(not t.done for t in TASKS if t is not self)
             st.last_error = self.error[1] if self.error else ""
             st.last_report = self.summary
-            if self.error is None and getattr(self.spec, "refresh", False):  # e.g. a new actor to offer
-                refresh_backend(blocking=getattr(self.spec, "blocking", False))
+            _refresh_after(self)
         _redraw()
 
 
@@ -328,9 +327,14 @@ class ProcessTask:
         st.busy = any(not t.done for t in TASKS if t is not self)
         st.last_error = self.error[1] if self.error else ""
         st.last_report = self.summary
-        if self.error is None and getattr(self.spec, "refresh", False):
-            refresh_backend(blocking=getattr(self.spec, "blocking", False))
+        _refresh_after(self)
         _redraw()
+
+
+def _refresh_after(task) -> None:
+    """A job whose spec asks for it (`refresh`, e.g. a new actor to offer) re-checks the backend when it succeeds."""
+    if task.error is None and getattr(task.spec, "refresh", False):
+        refresh_backend(blocking=getattr(task.spec, "blocking", False))
 
 
 def refresh_backend(blocking: bool) -> None:

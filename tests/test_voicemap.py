@@ -62,6 +62,9 @@ def test_out_of_fold_never_predicts_what_it_saw():
 
 
 def test_apply_voice_moves_only_the_opening():
+    from flowvq_shared.channels import OPENING_WEIGHTS, SPEECH_ARTICULATORS
+
+    assert set(OPENING_WEIGHTS) <= set(SPEECH_ARTICULATORS)  # what apply_voice's direction relies on
     rng = np.random.default_rng(0)
     n = 200
     exp = np.clip(rng.uniform(0.1, 0.4, (n, 64)), 0, 1).astype(np.float32)

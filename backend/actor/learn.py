@@ -592,13 +592,15 @@ def voice_weights_scored(sources, tracks, audios, segs, takes: int = SELECT_TAKE
     frame is fair (the default model never saw it, the course comes from a map fitted without its block)."""
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
-    from ..generate import load_generator
+    from ..generate import Generator, load_generator
     from ..generate.voicemap import apply_voice, out_of_fold
 
     spans = list(_spans(segs["train"] + segs["holdout"], sources, tracks, audios))
-    # w 0: the default product (with the shipped voice map); w > 0: their map replaces the shipped one
-    product, plain = load_generator(None, device="cpu"), load_generator(None, device="cpu", voice=False)
-    pairs = voice_pairs(segs["train"] + segs["holdout"], sources, tracks, audios, plain.recogniser)
+    # w 0: the default product (with the shipped voice map); w > 0: their map replaces the shipped one.
+    # One model and one recogniser: each line is recognised once, for the map and for both generators.
+    product = load_generator(None, device="cpu")
+    plain = Generator(product.model, product.meta, product.path, "cpu", recogniser=product.recogniser)
+    pairs = voice_pairs(segs["train"] + segs["holdout"], sources, tracks, audios, product.recogniser)
     courses = out_of_fold(pairs)
     scores = {w: [] for w in VOICE_WEIGHTS}
     lo, hi = plain.model.exp_lo.float().cpu().numpy(), plain.model.exp_hi.float().cpu().numpy()
@@ -612,8 +614,7 @@ def voice_weights_scored(sources, tracks, audios, segs, takes: int = SELECT_TAKE
                 r = np.mean([best_lag_corr(mouth_opening(e), gap)[0] for e in ts])
                 scores[w].append((float(r), len(course)))
     finally:
-        product.close()
-        plain.close()
+        product.close()  # and the recogniser plain shares
     return {f"{w:g}": round(_wmean(v), 4) for w, v in scores.items()}
 
 
@@ -666,8 +667,9 @@ def select_corrections(actor_dir: Path, sources, tracks, audios, segs, est: dict
                         + ("the default model with the voice map" if voice_w > 0 else
                            "every correction applied (as before the selection)")}
     shipped_voice = voice_w == 0  # their own map, when used, replaces the shipped one (as ActorGenerator does)
-    gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu", voice=shipped_voice),
-            "default": load_generator(None, device="cpu", voice=shipped_voice)}
+    default = load_generator(None, device="cpu", voice=shipped_voice)
+    gens = {"actor": load_generator(actor_dir / "fcg.pt", device="cpu", voice=shipped_voice,
+                                    recogniser=default.recogniser), "default": default}  # one recognition per line
     voice = VoiceMap.load(actor_dir / VOICE_TRAIN) if has_voice else None
     parts = {c["candidate"]: [[] for _ in range(takes)] for c in cands}
     profs = {c["candidate"]: ActorProfile(actor_dir, _draft_doc(actor_dir, c)) for c in cands}  # read once
@@ -875,8 +877,10 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
 
         rec = PhoneRecogniser()
         try:
-            for path, part in ((out / VOICE_TRAIN, segs["train"]), (out / VOICE_MAP, segs["train"] + segs["holdout"])):
-                VoiceMap.fit(voice_pairs(part, sources, tracks, audios, rec)).save(path)
+            train = voice_pairs(segs["train"], sources, tracks, audios, rec)
+            held = voice_pairs(segs["holdout"], sources, tracks, audios, rec)
+            VoiceMap.fit(train).save(out / VOICE_TRAIN)
+            VoiceMap.fit(train + held).save(out / VOICE_MAP)
             note = {"train": VoiceMap.load(out / VOICE_TRAIN).info, "all": VoiceMap.load(out / VOICE_MAP).info}
         except ValueError as e:  # too little of their speech: the profile goes without one, and says so
             (out / VOICE_TRAIN).unlink(missing_ok=True)

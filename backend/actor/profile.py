@@ -200,7 +200,6 @@ class ActorGenerator:
 
     def __init__(self, profile: ActorProfile, device: str | None = None):
         from ..generate import load_generator
-
         from ..generate.voicemap import VoiceMap
 
         self.profile = profile  # fcg.pt, unless its held-out footage chose the shipped model
@@ -226,8 +225,8 @@ class ActorGenerator:
         m = self.inner.model
         lo, hi = m.exp_lo.float().cpu().numpy(), m.exp_hi.float().cpu().numpy()
         course = None
-        if self.voice is not None and takes:
-            from ..generate.voicemap import heard
+        if self.voice is not None and takes and settings.phone_guidance > 0:  # part of guidance, as the shipped map
+            from ..generate.voicemap import heard  # the phones guidance heard (the recogniser's cache)
             course = self.voice.predict(audio, len(takes[0].expression), settings.fps, heard(self.inner.recogniser, audio))
         out = []
         for t in takes:

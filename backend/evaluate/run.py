@@ -346,8 +346,9 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
     m = [r.model_r[0] for r in rows]
     fo = [r.flow_only[0] for r in rows if r.flow_only]
     unseen = [r.model_r[0] for r in rows if r.name not in heard]
-    lines += ["", f"Voice map: {gen_info.get('voice_map', 'none')}; on the {len(unseen)} clips it did not learn "
-              f"from: model median {_med(unseen):.3f} (min {min(unseen):.3f})." if heard and unseen else ""]
+    if heard and unseen:
+        lines += ["", f"Voice map: {gen_info.get('voice_map', 'none')}; on the {len(unseen)} clips it did not learn "
+                      f"from: model median {_med(unseen):.3f} (min {min(unseen):.3f})."]
     lines += ["", f"Median over {len(rows)} clips: model **{_med(m):.3f}** (min {min(m):.3f}), "
               + (f"flow alone {_med(fo):.3f} (min {min(fo):.3f}), " if fo else "")
               + f"loudness {_med([r.loud[0] for r in rows]):.3f}, phone {_med([r.phone[0] for r in rows]):.3f}, "

@@ -39,9 +39,11 @@ from .voicemap import VoiceMap, apply_voice
 DEFAULT_VOICE = Path(__file__).resolve().parent.parent / "assets" / "voice_default.npz"
 
 
-def load_generator(path: str | Path | None = None, device: str | None = None, voice: bool = True) -> "Generator":
+def load_generator(path: str | Path | None = None, device: str | None = None, voice: bool = True,
+                   recogniser: PhoneRecogniser | None = None) -> "Generator":
     """Load a trained FCG (the shipped default when path is None) into a Generator; with `voice`, the
-    shipped voice map too (when there is one: `flowvq train voice` makes it)."""
+    shipped voice map too (when there is one: `flowvq train voice` makes it); `recogniser`: another
+    generator's, to share its recognised lines (the owner closes it)."""
     ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not ckpt.exists():
         raise NotImplementedYet(f"no trained FCG checkpoint at {ckpt}: run `flowvq train fcg --data DATASET -o {ckpt}`")
@@ -49,18 +51,20 @@ def load_generator(path: str | Path | None = None, device: str | None = None, vo
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta, _ = load_checkpoint(ckpt, device=device)
     vm = VoiceMap.load(DEFAULT_VOICE) if voice and DEFAULT_VOICE.is_file() else None
-    return Generator(model, meta, ckpt, device, voice=vm)
+    return Generator(model, meta, ckpt, device, voice=vm, recogniser=recogniser)
 
 
 class Generator:
     def __init__(self, model: FCGModel, meta: dict, path: Path | None = None, device: str = "cpu",
-                 voice: VoiceMap | None = None):
+                 voice: VoiceMap | None = None, recogniser: PhoneRecogniser | None = None):
         self.model = model.eval().requires_grad_(False)
         self.voice = voice  # real speakers' voice map, applied with phone guidance (None: the flows alone)
         self.meta = meta
         self.path = path
         self.device = torch.device(device)
-        self.recogniser = PhoneRecogniser()  # its helper process starts with the first guided take
+        # its helper process starts with the first guided take; a shared one is closed by its owner
+        self._owns_recogniser = recogniser is None
+        self.recogniser = recogniser or PhoneRecogniser()
         off = checkpoint_offsets(meta)  # real-face emotions read a reference when their neutral is known
         self.real_emotions = off if off is not None and off.neutral is not None else None
 
@@ -86,7 +90,8 @@ class Generator:
         }
 
     def close(self) -> None:
-        self.recogniser.close()
+        if self._owns_recogniser:
+            self.recogniser.close()
 
     def generate(self, audio: np.ndarray, settings: GenerateSettings = GenerateSettings(), *,
                  audio_sha256: str | None = None, reference_expression: np.ndarray | None = None,

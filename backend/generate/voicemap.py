@@ -1,10 +1,11 @@
-"""The actor's voice map: how this person's mouth opens with their voice, learned from their footage.
+"""Voice maps: how real mouths open with real voices, learned from video of people speaking.
 
 The flows learned audio -> mouth from synthetic voices; on a real speaker they are a stranger's
-guess (lip-sync r 0.32 on the correspondent, 0.38 on Andrew Ng). The actor's own footage pairs
-their voice with their lips, and 20-40 s of it is enough for a linear map from a short window of
-their sound to how far their lips are apart (a ridge regression: closed form, fits in a second,
-cannot over-train):
+guess (lip-sync r 0.32 on the correspondent, 0.38 on Andrew Ng). Video pairs a voice with its lips,
+and 20-50 s of it is enough for a linear map from a short window of the sound to how far the lips
+are apart (a ridge regression: closed form, fits in a second). Two of them: the shipped map, from
+five real speakers (`flowvq train voice`, applied with phone guidance), and an actor's own, from
+their footage (`flowvq actor learn`), which replaces it for that actor.
 
     features  log-mel (the FCG's front-end), per-line normalised, 20 bands + loudness, 14 frames
               from -0.15 s to +0.19 s around the video frame (their lead over the sound is learned);
@@ -19,8 +20,8 @@ The map gives a course of the opening (standardised). `apply_voice` moves each t
 toward it: the take keeps its own mean and spread of opening (emotion offsets, the rig's range)
 and its own shape; the change is spread over the speech articulators the way the take itself
 opens its mouth (regression of its articulators on its opening). `weight` 1 = the map's course,
-0 = the take's. The held-out tail of the footage chooses the weight (learn.py, select).
-Measured in docs/actor.md ("Voice map").
+0 = the take's: the shipped map's is chosen leaving one speaker out (voice/train.py), an actor's out
+of fold on their footage (actor/learn.py). Measured in docs/fcg.md and docs/actor.md ("Voice map").
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowvq_shared.channels import CHANNEL_INDEX, N_EXPRESSION, SPEECH_ARTICULATORS
+from flowvq_shared.channels import CHANNEL_INDEX, SPEECH_ARTICULATORS
 
 from .opening import mouth_opening
 
@@ -159,18 +160,21 @@ class Ridge:
         return cls(arrs["mu"], arrs["sd"], arrs["w"], float(arrs["centre"]), float(arrs["spread"]), info)
 
 
-def _rows(pairs, with_phones: bool) -> tuple[np.ndarray, np.ndarray]:
-    xs, gs = [], []
+def _design(pairs) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[int]]:
+    """pairs -> every frame's sound features, sound + phone features (None unless every pair has
+    phones), lip gap (NaN: no face) and each pair's frame count; computed once per fit."""
+    with_phones = all(p[3] for p in pairs)
+    xs, xps, gs, sizes = [], [], [], []
     for audio, fps, gap, phones in pairs:
         gap = np.asarray(gap, np.float64)
         n = min(len(gap), int(len(audio) / 16000 * fps))
-        ok = np.isfinite(gap[:n])
         x = features(audio, n, fps)
+        xs.append(x)
         if with_phones:
-            x = np.concatenate([x, phone_features(phones, n, fps)], axis=1)
-        xs.append(x[ok])
-        gs.append(gap[:n][ok])
-    return np.concatenate(xs), np.concatenate(gs)
+            xps.append(np.concatenate([x, phone_features(phones, n, fps)], axis=1))
+        gs.append(gap[:n])
+        sizes.append(n)
+    return np.concatenate(xs), (np.concatenate(xps) if with_phones else None), np.concatenate(gs), sizes
 
 
 @dataclass(frozen=True)
@@ -187,14 +191,13 @@ class VoiceMap:
         return float(self.info.get("weight", 0.0))
 
     @classmethod
-    def fit(cls, pairs, lam: dict | None = None) -> "VoiceMap":
-        """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None)] -> the map.
-        The ridge strengths by cross-validation unless `lam` ({"mel": ., "phones": .}) gives them."""
-        lam = lam or {}
-        mel = Ridge.fit(*_rows(pairs, False), lam.get("mel"))
-        ph = None
-        if all(p[3] for p in pairs):  # phones for every segment: a map that reads them too
-            ph = Ridge.fit(*_rows(pairs, True), lam.get("phones"))
+    def fit(cls, pairs) -> "VoiceMap":
+        """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None)] -> the map
+        (ridge strengths by cross-validation). The phones' map only when every pair has phones."""
+        x, xp, g, _ = _design(pairs)
+        ok = np.isfinite(g)
+        mel = Ridge.fit(x[ok], g[ok])
+        ph = Ridge.fit(xp[ok], g[ok]) if xp is not None else None
         return cls(mel, ph, {"format": FORMAT, "mel": mel.info, "phones": ph.info if ph else None})
 
     def predict(self, audio: np.ndarray, n_frames: int, fps: float, phones=None) -> np.ndarray:
@@ -234,31 +237,23 @@ class VoiceMap:
 
 def out_of_fold(pairs, folds: int = FOLDS) -> list[np.ndarray]:
     """Each pair's course as a map that never saw it would predict it: the pairs' frames are cut
-    into `folds` contiguous blocks, each predicted by a map fitted on the others (the ridge
-    strengths chosen on all of them). -> [(T_i,)] standardised courses, every frame predicted."""
-    sizes = [min(len(np.asarray(p[2])), int(len(p[0]) / 16000 * p[1])) for p in pairs]
-    if sum(sizes) * (folds - 1) / folds < MIN_FRAMES:
-        raise ValueError(f"{sum(sizes)} frames are too few to judge a voice map out of fold "
+    into `folds` contiguous blocks, each predicted by a map fitted on the others (the ridge strength
+    chosen on all of them; the phones' map when every pair has phones, as VoiceMap.fit/predict do).
+    -> [(T_i,)] standardised courses, every frame predicted."""
+    x, xp, g, sizes = _design(pairs)
+    if xp is not None:
+        x = xp
+    if len(x) * (folds - 1) / folds < MIN_FRAMES:
+        raise ValueError(f"{len(x)} frames are too few to judge a voice map out of fold "
                          f"(each fold's map needs {MIN_FRAMES})")
-    owner = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
-    frame = np.concatenate([np.arange(n) for n in sizes])
-    whole = VoiceMap.fit(pairs)
-    lam = {"mel": whole.mel.info["lambda"], "phones": whole.phones.info["lambda"] if whole.phones else None}
-    out = [np.zeros(n) for n in sizes]
-    for block in np.array_split(np.arange(len(owner)), folds):
-        keep = np.ones(len(owner), bool)
-        keep[block] = False
-        rest = []  # every segment, with the held block's frames blanked out
-        for i, (audio, fps, gap, phones) in enumerate(pairs):
-            g = np.array(gap, np.float64)[: sizes[i]]
-            g[~keep[owner == i]] = np.nan
-            rest.append((audio, fps, g, phones))
-        m = VoiceMap.fit(rest, lam=lam)
-        for i in np.unique(owner[block]):
-            audio, fps, _, phones = pairs[i]
-            idx = frame[block][owner[block] == i]
-            out[i][idx] = m.predict(audio, sizes[i], fps, phones)[idx]
-    return out
+    ok = np.isfinite(g)
+    lam = Ridge.fit(x[ok], g[ok]).info["lambda"]
+    course = np.zeros(len(x))
+    for block in np.array_split(np.arange(len(x)), folds):
+        train = ok.copy()
+        train[block] = False
+        course[block] = Ridge.fit(x[train], g[train], lam).course(x[block])
+    return np.split(course, np.cumsum(sizes)[:-1])
 
 
 def apply_voice(expression: np.ndarray, course: np.ndarray, weight: float,
@@ -271,16 +266,15 @@ def apply_voice(expression: np.ndarray, course: np.ndarray, weight: float,
     if weight <= 0 or n < 2:
         return exp.astype(np.float32)
     art = exp[:n, INDEX]
-    full = np.zeros((1, N_EXPRESSION))
     o = mouth_opening(exp[:n])
     oc = o - o.mean()
     if oc @ oc < 1e-12:  # a take that does not open its mouth gives no direction: leave it
         return exp.astype(np.float32)
-    d = (oc @ (art - art.mean(0))) / (oc @ oc)  # articulator change per unit of opening, in this take
-    full[0, INDEX] = d
-    unit = float(mouth_opening(full)[0])  # = 1 by construction, up to rounding; kept for safety
+    # articulator change per unit of opening in this take; it opens the mouth by exactly 1 because
+    # every channel of the opening is an articulator (OPENING_WEIGHTS within SPEECH_ARTICULATORS)
+    d = (oc @ (art - art.mean(0))) / (oc @ oc)
     target = o.mean() + o.std() * np.asarray(course[:n], np.float64)
-    delta = weight * (target - o) / max(unit, 1e-9)
+    delta = weight * (target - o)
     art = art + delta[:, None] * d[None, :]
     if lo is not None and hi is not None:
         art = np.clip(art, lo[INDEX], hi[INDEX])
