@@ -821,8 +821,10 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         if report is not None:
             report(min(1.0, (finished[0] + f) / len(stages)), stage)
 
-    def done(stage, t0):
-        timing[stage] = round(timing.get(stage, 0.0) + time.time() - t0, 1)
+    def done(stage, t0, ran: bool = True):
+        # what the profile's stages cost when they last ran: a resumed run's skipped stage keeps its time
+        if ran or stage not in timing:
+            timing[stage] = round(time.time() - t0, 1)
         _write_json(work / "timing.json", timing)
         bar.update(1)
         finished[0] += 1
@@ -854,25 +856,28 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     bar.set_description("fine-tune")
     say("fine-tune")
     t0 = time.time()
-    if not (out / "fcg.pt").exists():
+    ran = not (out / "fcg.pt").exists()
+    if ran:
         ft = finetune(work / "train", work / "holdout" if segs["holdout"] else None, out / "fcg.pt", steps, lr,
                       batch, l2, eval_every, patience, progress=progress)
         _write_json(work / "finetune.json", ft)
     ft = json.loads((work / "finetune.json").read_text())
-    done("finetune", t0)
+    done("finetune", t0, ran)
 
     bar.set_description("estimate")
     say("estimate")
     t0 = time.time()
-    if not (work / "estimates.json").exists():
+    ran = not (work / "estimates.json").exists()
+    if ran:
         _write_json(work / "estimates.json", estimate(sources, tracks, audios, segs, out / "fcg.pt"))
     est = json.loads((work / "estimates.json").read_text())
-    done("estimate", t0)
+    done("estimate", t0, ran)
 
     bar.set_description("voice map")
     say("voice map")
     t0 = time.time()
-    if not (work / "voice.json").exists():
+    ran = not (work / "voice.json").exists()
+    if ran:
         from ..speech.recogniser import PhoneRecogniser
 
         rec = PhoneRecogniser()
@@ -891,18 +896,19 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         _write_json(work / "voice.json", note)
         (work / "select.json").unlink(missing_ok=True)  # a selection made without the map is stale
     voice_info = json.loads((work / "voice.json").read_text())
-    done("voice", t0)
+    done("voice", t0, ran)
 
     bar.set_description("select")
     say("select")
     t0 = time.time()
-    if not (work / "select.json").exists():
+    ran = not (work / "select.json").exists()
+    if ran:
         _write_json(work / "select.json", select_corrections(out, sources, tracks, audios, segs, est))
         (work / "fit.json").unlink(missing_ok=True)  # a fit from before the selection would be stale
     sel = json.loads((work / "select.json").read_text())
     est = {**est, "selected": sel["selected"], "selection": {k: v for k, v in sel.items() if k != "selected"},
            "voice_map": voice_info}
-    done("select", t0)
+    done("select", t0, ran)
     if sel.get("judged"):
         log("held-out selection (lip-sync r): " + ", ".join(f"{k} {v}" for k, v in sel["lipsync_r"].items())
             + f" -> {sel['selected']['candidate']}")
@@ -912,10 +918,11 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     bar.set_description("fit")
     say("fit")
     t0 = time.time()
-    if not (work / "fit.json").exists():
+    ran = not (work / "fit.json").exists()
+    if ran:
         _write_json(work / "fit.json", measure_fit(out, sources, tracks, audios, segs))
     fit = json.loads((work / "fit.json").read_text())
-    done("fit", t0)
+    done("fit", t0, ran)
 
     bar.set_description("bank")
     say("bank")
