@@ -153,10 +153,11 @@ def _offset_measure(gen, clips, curves, seeds) -> dict:
 
 
 def emotion_lipsync(gen, clips: list[RealClip], seed: int, emotions: list[str],
-                    talking: dict[str, tuple[float, int]] | None = None, log=print) -> dict:
+                    talking: dict[str, tuple[float, int]] | None = None, log=print, takes: int = 1) -> dict:
     """Lip-sync r (as `evaluate_clip` measures it: generated mouth opening vs the real dlib inner-lip gap,
-    best lag within +-2 frames) of 1 take per emotion (seed `seed`, the clip's whole audio and frame
-    rate) on each clip; `talking` (clip -> (r, lag)) reuses the main table's take 0 as the baseline."""
+    best lag within +-2 frames) per emotion (`takes` takes from seed `seed`, r averaged, the lag of the
+    first; the clip's whole audio and frame rate) on each clip; `talking` (clip -> (r, lag)) reuses the
+    main table's take 0 as the baseline."""
     talking = dict(talking or {})
     per = {e: {} for e in ["talking", *emotions]}
     for clip in clips:
@@ -166,8 +167,9 @@ def emotion_lipsync(gen, clips: list[RealClip], seed: int, emotions: list[str],
             if e == "talking" and clip.name in talking:
                 per[e][clip.name] = talking[clip.name]
                 continue
-            exp = gen.generate(clip.audio, GenerateSettings(emotion=e, takes=1, seed=seed, fps=clip.fps))[0].expression
-            per[e][clip.name] = best_lag_corr(mouth_opening(exp), gap)
+            ts = gen.generate(clip.audio, GenerateSettings(emotion=e, takes=takes, seed=seed, fps=clip.fps))
+            rl = [best_lag_corr(mouth_opening(t.expression), gap) for t in ts]
+            per[e][clip.name] = (float(np.mean([r for r, _ in rl])), rl[0][1])
         log(f"emotion lip-sync {clip.name}: " + ", ".join(f"{e} {per[e][clip.name][0]:.3f}" for e in per)
             + f" ({time.time() - t0:.1f} s)")
     return {"clips": [c.name for c in clips], "r": per, "seed": seed}
