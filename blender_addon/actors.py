@@ -16,9 +16,9 @@ from ._shared import protocol, settings
 
 DEFAULT = "_default"  # the selector's "Default model" (never an actor id: ids start alphanumeric)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
-LEARN_STAGES = ("dataset", "finetune", "estimate", "fit", "bank")  # after one track_K per video
-STAGE_LABELS = {"dataset": "dataset", "finetune": "fine-tune", "estimate": "estimate",
-                "fit": "fit", "bank": "bank"}
+LEARN_STAGES = settings.ACTOR_LEARN_STAGES  # after one track_K per video: the CLI's own list
+STAGE_LABELS = {"dataset": "dataset", "finetune": "fine-tune", "estimate": "estimate", "voice": "voice map",
+                "select": "select", "fit": "fit", "bank": "bank"}
 
 
 def offered(hello_actors) -> list[dict]:

@@ -22,6 +22,9 @@ MAX_KEYS = 64  # emotion keys per request
 KEY_BLEND_S = 0.6  # an emotion key's transition: this long, centred on the key's time
 FPS_RANGE = (1.0, 240.0)
 ACTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an actor profile's id (backend/actor/)
+# `flowvq actor learn`'s stages after one track_K per video, in order: each finished one is recorded in
+# the profile's work/timing.json, which is how a client that started it follows it (the add-on)
+ACTOR_LEARN_STAGES = ("dataset", "finetune", "estimate", "voice", "select", "fit", "bank")
 
 
 def _spec(lo=None, hi=None, label: str = "", help: str = "", flag: str | None = None,

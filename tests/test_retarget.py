@@ -278,8 +278,11 @@ def test_actor_name_learn_command_stage_and_error(tmp_path):
     assert actors.learn_stage(str(d)) == ("track", 0.0)
     (d / "work").mkdir(parents=True)
     (d / "work" / "timing.json").write_text(json.dumps({"track_0": 3.0, "dataset": 1.0}))
-    assert actors.learn_stage(str(d)) == ("fine-tune", 2 / 6)
-    assert actors.learn_stage(str(d), videos=2) == ("track 2/2", 1 / 7)
+    assert actors.learn_stage(str(d)) == ("fine-tune", 2 / 8)
+    assert actors.learn_stage(str(d), videos=2) == ("track 2/2", 1 / 9)
+    (d / "work" / "timing.json").write_text(json.dumps(dict.fromkeys(["track_0", "dataset", "finetune", "estimate"], 1.0)))
+    assert actors.learn_stage(str(d)) == ("voice map", 4 / 8)  # the CLI's stages, in its order
+    assert set(actors.STAGE_LABELS) == set(actors.LEARN_STAGES)
     (d / "work" / "timing.json").write_text("{half")  # being written: read as the start
     assert actors.learn_stage(str(d))[1] == 0.0
     assert actors.error_line(["warn", "error: too short: 5.0 s", ""]) == "too short: 5.0 s"

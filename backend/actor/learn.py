@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flowvq_shared.settings import ACTOR_LEARN_STAGES
+
 from ..errors import BadAudio, BadRequest, NoFace
 from ..files import sha256_file as _sha256, write_json as _write_json
 from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE, SCALE_RANGE, \
@@ -811,7 +813,7 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     if prev.exists() and json.loads(prev.read_text()).get("sources") != [s["sha256"] for s in sources]:
         raise BadRequest(f"{out} holds work from other footage: give a new folder or delete it")
     _write_json(prev, {"sources": [s["sha256"] for s in sources]})
-    stages = ["track"] * len(sources) + ["dataset", "finetune", "estimate", "voice", "select", "fit", "bank"]
+    stages = ["track"] * len(sources) + list(ACTOR_LEARN_STAGES)
     bar = tqdm(total=len(stages), desc="actor learn", unit="stage", disable=not progress, dynamic_ncols=True)
     timing = json.loads((work / "timing.json").read_text()) if (work / "timing.json").exists() else {}
 
