@@ -45,7 +45,8 @@ def test_profile_folder_describes_itself(learned):
 
     doc = json.loads((out / "actor.json").read_text())
     assert doc["format"] == 1 and doc["kind"] == "flowvq-actor" and doc["id"] == "obama_actor"
-    assert len(doc["sources"][0]["sha256"]) == 64 and doc["settings"]["steps"] == 6
+    assert len(doc["sources"][0]["sha256"]) == 64 and doc["settings"]["steps_asked"] == 6
+    assert doc["settings"]["steps"] == 2  # 8 s of footage: 6 x 8 / 25 (fine_tune_steps)
     for key in ("lead_s", "lead_shift_s", "mouth_scale", "pose_scale", "neutral_expression", "pose_motion",
                 "generated_pose_motion", "pose_ratio_raw", "pose_scale_weight"):
         assert key in doc["estimated"]
@@ -141,6 +142,14 @@ def _refused(argv, capsys, match):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and match in err[0], err
     return err[0]
+
+
+def test_fine_tune_steps_scale_with_short_footage():
+    from flowvq.actor.learn import fine_tune_steps
+
+    assert fine_tune_steps(200, 25.0) == 200 and fine_tune_steps(200, 71.0) == 200  # from 25 s on: as asked
+    assert fine_tune_steps(200, 10.0) == 80 and fine_tune_steps(100, 15.0) == 60
+    assert fine_tune_steps(3, 1.0) == 1  # never none
 
 
 def test_refusals(tmp_path, capsys):

@@ -13,7 +13,8 @@ def register(sub) -> None:
     lrn.add_argument("-o", "--output", required=True, metavar="ACTOR_DIR", help="the profile folder to write")
     lrn.add_argument("--holdout", type=float, default=0.2,
                      help="share of the footage's tail held out for early stopping and the fit (default 0.2)")
-    lrn.add_argument("--steps", type=int, default=200, help="most fine-tuning steps (default 200; early stopping may end sooner)")
+    lrn.add_argument("--steps", type=int, default=200, help="most fine-tuning steps (default 200; under 25 s of footage "
+                     "proportionally fewer; early stopping may end sooner)")
     lrn.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
     lrn.add_argument("--batch", type=int, default=64, help="frames per step (default 64)")
     lrn.add_argument("--max-seconds", type=float, default=None,

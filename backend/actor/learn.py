@@ -86,6 +86,16 @@ UNJUDGED = "fine-tuned + lead + mouth"  # a tail too short to judge: what every 
 VOICE_TRAIN = "work/voice_train.npz"  # the map from the training part only: what the held-out stages judge
 VOICE_MAP = "voice_map.npz"  # the map the profile ships: all the footage
 
+# The fine-tune's steps scale down under FULL_STEPS_S of footage: its 200 steps cost ~100 s whatever the
+# footage, which put a 10 s clip at 21 min of learning per minute of footage (the issue allows ~15), and a
+# short clip needs fewer steps, not more epochs of the same frames (docs/actor.md, "Cost").
+FULL_STEPS_S = 25.0
+
+
+def fine_tune_steps(steps: int, footage_s: float) -> int:
+    """The most steps the fine-tune runs: `steps` from FULL_STEPS_S of footage on, proportionally fewer below."""
+    return max(1, min(int(steps), round(int(steps) * footage_s / FULL_STEPS_S)))
+
 
 def _save_npz(path: Path, **arrays) -> None:
     tmp = path.with_name(path.stem + ".tmp.npz")
@@ -858,9 +868,10 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     bar.set_description("fine-tune")
     say("fine-tune")
     t0 = time.time()
+    run_steps = fine_tune_steps(steps, sum(src["seconds"] for src in sources))
     ran = not (out / "fcg.pt").exists()
     if ran:
-        ft = finetune(work / "train", work / "holdout" if segs["holdout"] else None, out / "fcg.pt", steps, lr,
+        ft = finetune(work / "train", work / "holdout" if segs["holdout"] else None, out / "fcg.pt", run_steps, lr,
                       batch, l2, eval_every, patience, progress=progress)
         _write_json(work / "finetune.json", ft)
     ft = json.loads((work / "finetune.json").read_text())
@@ -941,7 +952,8 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "sources": [{k: s[k] for k in ("file", "sha256", "seconds", "fps", "audio")} for s in sources],
         "footage_seconds": round(footage, 2),
-        "settings": {"holdout": holdout, "steps": steps, "lr": lr, "batch": batch, "l2_to_default": l2,
+        "settings": {"holdout": holdout, "steps": run_steps, "steps_asked": steps, "lr": lr, "batch": batch,
+                     "l2_to_default": l2,
                      "eval_every": eval_every, "patience": patience, "bank_size": bank_size,
                      "max_seconds": max_seconds, "base_checkpoint": "fcg_default.pt"},
         "segments": {k: len(v) for k, v in segs.items()},
