@@ -868,7 +868,8 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     bar.set_description("fine-tune")
     say("fine-tune")
     t0 = time.time()
-    run_steps = fine_tune_steps(steps, sum(src["seconds"] for src in sources))
+    footage = sum(s["seconds"] for s in sources)
+    run_steps = fine_tune_steps(steps, footage)
     ran = not (out / "fcg.pt").exists()
     if ran:
         ft = finetune(work / "train", work / "holdout" if segs["holdout"] else None, out / "fcg.pt", run_steps, lr,
@@ -945,7 +946,6 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     done("bank", t0)
     bar.close()
 
-    footage = sum(s["seconds"] for s in sources)
     ident = actor_id or safe_id(out.resolve().name)
     doc = {
         "format": FORMAT, "kind": KIND, "id": ident,
