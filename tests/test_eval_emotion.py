@@ -71,3 +71,32 @@ def test_strength_ratio_from_curves_matches_definition():
     dirs = offset_directions(curves)
     r = strength_ratios({e: [0.5 * d] for e, d in dirs.items()}, dirs)
     np.testing.assert_allclose([r["happy"][0], r["sad"][0]], [0.5, 0.5])
+
+
+def test_classifier_regularisation_and_unequal_clips():
+    """Offsets of 0.1 blendshape units and one emotion's clip 4x longer than the others: scikit-learn's
+    defaults (C=1, windows weighed equally) flatten the logits until the long clip's emotion wins;
+    the time-split choice of C and equal weight per emotion keep all five apart."""
+    from sklearn.linear_model import LogisticRegression
+
+    spec = {"neutral": -1, "happy": 23, "sad": 43, "angry": 41, "fear": 5}
+
+    def curves(seed):
+        rng = np.random.default_rng(seed)
+        out = {}
+        for emo, ch in spec.items():
+            x = 0.05 * rng.standard_normal((400 if emo == "fear" else 100, 64)) + 0.1
+            if ch >= 0:
+                x[:, ch] += 0.1
+            out[emo] = [(x, 25.0)]
+        return out
+
+    train, test = curves(0), curves(1)
+    clf = EmotionClassifier(list(spec)).fit(train)
+    assert clf.C > 1.0
+    assert [clf.predict_take(test[e][0][0], 25.0) for e in spec] == list(spec)
+    x, y = EmotionClassifier._windows([(i, train[e]) for i, e in enumerate(spec)])
+    default = LogisticRegression(C=1.0, max_iter=5000).fit(x, y)
+    read = [spec_i for spec_i, e in enumerate(spec)
+            if np.argmax(default.predict_proba(window_features(test[e][0][0], 25.0)[:, :64]).mean(0)) == spec_i]
+    assert len(read) <= 2  # what the defaults did: most read as fear

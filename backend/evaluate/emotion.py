@@ -28,22 +28,47 @@ class EmotionClassifier:
 
     No standardisation: channels share units (blendshape weights), and z-scoring would blow the
     near-constant channels' noise up to the size of the emotion offsets (with one clip per class,
-    the classifier then fits noise; tests/test_eval_emotion.py)."""
+    the classifier then fits noise; tests/test_eval_emotion.py). Instead the regularisation is chosen
+    (`C_GRID`, by the log-loss on each clip's second half when fitted on its first half) and every
+    emotion weighs the same whatever its clip's length: offsets are ~0.1-0.4 blendshape units, and
+    scikit-learn's default C=1 (made for unit-variance features) flattened the logits until the class
+    with the most windows won (W009's own happy windows read as fear, his longest clip)."""
+
+    C_GRID = (1.0, 10.0, 100.0, 1000.0)
 
     def __init__(self, classes: list[str]):
         self.classes = list(classes)
+        self.C = None
+
+    @staticmethod
+    def _windows(curves, part=None):
+        """(features, labels); part 0 / 1: each clip's first / second half only (the time split)."""
+        xs, ys = [], []
+        for label, items in curves:
+            for exp, fps in items:
+                if part is not None:
+                    h = len(exp) // 2
+                    exp = exp[:h] if part == 0 else exp[h:]
+                f = window_features(exp, fps)[:, :exp.shape[1]]
+                xs.append(f)
+                ys += [label] * len(f)
+        return np.concatenate(xs), np.array(ys)
 
     def fit(self, curves: dict[str, list[tuple[np.ndarray, float]]]) -> "EmotionClassifier":
         from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import log_loss
 
-        xs, ys = [], []
-        for emo, items in curves.items():
-            for exp, fps in items:
-                f = window_features(exp, fps)[:, :exp.shape[1]]
-                xs.append(f)
-                ys += [self.classes.index(emo)] * len(f)
-        self.model = LogisticRegression(C=1.0, max_iter=5000)
-        self.model.fit(np.concatenate(xs), np.array(ys))
+        labelled = [(self.classes.index(emo), items) for emo, items in curves.items()]
+        xa, ya = self._windows(labelled, 0)
+        xb, yb = self._windows(labelled, 1)
+        self.C = self.C_GRID[0]
+        if len(set(ya.tolist())) == len(set(yb.tolist())) == len(labelled) > 1:  # every class in both halves
+            losses = [log_loss(yb, LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(xa, ya).predict_proba(xb),
+                               labels=sorted(set(ya.tolist()))) for c in self.C_GRID]
+            self.C = self.C_GRID[int(np.argmin(losses))]
+        x, y = self._windows(labelled)
+        self.model = LogisticRegression(C=self.C, max_iter=5000, class_weight="balanced")
+        self.model.fit(x, y)
         return self
 
     def predict_take(self, expression: np.ndarray, fps: float) -> str:
