@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from flowvq.generate.voicemap import INDEX, N_FEATURES, VoiceMap, apply_voice, out_of_fold
+from flowvq.generate.voicemap import INDEX, LAMBDAS, N_FEATURES, VoiceMap, apply_voice, cv_lambda, out_of_fold
 from flowvq.evaluate.lipsync import best_lag_corr
 from flowvq.evaluate.mouth import mouth_opening
 
@@ -59,6 +59,30 @@ def test_out_of_fold_never_predicts_what_it_saw():
     r_oof, r_in = np.corrcoef(oof, noisy)[0, 1], np.corrcoef(inside, noisy)[0, 1]
     assert oof.shape == gap.shape and r_oof < r_in  # fitted on its own frames it looks better than it is
     assert np.corrcoef(oof, gap)[0, 1] > 0.5  # and still finds the voice
+
+
+def test_ridge_strength_by_speaker_holds_each_speaker_out():
+    """The shipped map's ridge is judged on speakers it never saw: one fold per speaker, each scored on
+    its own r (the mean), never on frames of the speaker it was fitted with."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 6))
+    groups = np.repeat([0, 1, 2], 100)
+    gap = x[:, 0] + np.choose(groups, [x[:, 1], -x[:, 1], 2 * x[:, 2]]) + 0.5 * rng.standard_normal(300)
+    best, scores = cv_lambda(x, gap, groups)
+    for lam in LAMBDAS:
+        rs = []
+        for k in range(3):
+            tr, te = groups != k, groups == k
+            w = np.linalg.solve(x[tr].T @ x[tr] + lam * np.eye(6), x[tr].T @ (gap[tr] - gap[tr].mean()))
+            rs.append(np.corrcoef(x[te] @ w, gap[te])[0, 1])
+        assert scores[f"{lam:g}"] == pytest.approx(np.mean(rs), abs=1e-4)
+    assert scores[f"{best:g}"] == max(scores.values())
+    # a map fitted by speaker says so; each speaker's frames are one fold
+    a1, g1 = _voice(12.0, 5)
+    a2, g2 = _voice(12.0, 6)
+    vm = VoiceMap.fit([(a1, FPS, g1, None), (a2, FPS, g2, None)], by_speaker=True)
+    assert vm.info["mel"]["cv_folds"] == "by speaker"
+    assert VoiceMap.fit([(a1, FPS, g1, None)]).info["mel"]["cv_folds"] == "contiguous"
 
 
 def test_apply_voice_moves_only_the_opening():

@@ -14,7 +14,9 @@ their footage (`flowvq actor learn`), which replaces it for that actor.
               articulators (a map of the sound alone is kept for lines without phones)
     target    the dlib inner-lip gap of their tracked frames (what the eye sees; the face-model fit
               flattens a small mouth: the correspondent's fitted opening correlates 0.59 with it)
-    strength  ridge, chosen by contiguous 5-fold cross-validation on the footage
+    strength  ridge, chosen by contiguous 5-fold cross-validation on the footage (the shipped map
+              too), or one fold per speaker (`flowvq train voice --cv speaker`; measured against
+              the shipped map in docs/fcg.md, not adopted)
 
 The map gives a course of the opening (standardised). `apply_voice` moves each take's opening
 toward it: the take keeps its own mean and spread of opening (emotion offsets, the rig's range)
@@ -98,9 +100,13 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-12 and b.std() > 1e-12 else 0.0
 
 
-def cv_lambda(x: np.ndarray, gap: np.ndarray) -> tuple[float, dict]:
-    """The ridge strength whose contiguous-fold predictions of the gap correlate best with it."""
-    folds = np.array_split(np.arange(len(x)), FOLDS)
+def cv_lambda(x: np.ndarray, gap: np.ndarray, groups: np.ndarray | None = None) -> tuple[float, dict]:
+    """The ridge strength whose held-out predictions of the gap correlate best with it: contiguous
+    folds, or with `groups` (a label per frame, e.g. the speaker) one fold per group."""
+    if groups is None:
+        folds = np.array_split(np.arange(len(x)), FOLDS)
+    else:
+        folds = [np.flatnonzero(groups == k) for k in np.unique(groups)]
     scores = {}
     for lam in LAMBDAS:
         pred = np.zeros(len(x))
@@ -108,7 +114,9 @@ def cv_lambda(x: np.ndarray, gap: np.ndarray) -> tuple[float, dict]:
             tr = np.setdiff1d(np.arange(len(x)), f)
             mu = gap[tr].mean()
             pred[f] = x[f] @ _ridge(x[tr], gap[tr] - mu, lam) + mu
-        scores[lam] = _corr(pred, gap)
+        # by group: the mean of each left-out speaker's r (pooled r would reward getting their levels apart)
+        scores[lam] = (_corr(pred, gap) if groups is None else
+                       float(np.mean([_corr(pred[f], gap[f]) for f in folds])))
     best = max(LAMBDAS, key=lambda lam: (scores[lam], lam))  # a tie: the stronger (smoother) ridge
     return best, {f"{k:g}": round(v, 4) for k, v in scores.items()}
 
@@ -124,7 +132,8 @@ class Ridge:
     info: dict
 
     @classmethod
-    def fit(cls, x: np.ndarray, g: np.ndarray, lam: float | None = None) -> "Ridge":
+    def fit(cls, x: np.ndarray, g: np.ndarray, lam: float | None = None,
+            groups: np.ndarray | None = None) -> "Ridge":
         if len(x) < MIN_FRAMES or g.std() < 1e-9:
             raise ValueError(f"a voice map needs {MIN_FRAMES} frames or more with a face and a moving mouth, "
                              f"got {len(x)}")
@@ -132,11 +141,12 @@ class Ridge:
         x = (x - mu) / sd
         cv = {}
         if lam is None:
-            lam, cv = cv_lambda(x, g)
+            lam, cv = cv_lambda(x, g, groups)
         w = _ridge(x, g - g.mean(), lam)
         fitted = x @ w
         return cls(mu, sd, w, float(fitted.mean()), float(max(fitted.std(), 1e-9)),
                    {"frames": int(len(x)), "features": int(x.shape[1]), "lambda": lam, "cv_gap_r": cv,
+                    "cv_folds": "contiguous" if groups is None else "by speaker",
                     "fitted_gap_r": round(_corr(fitted, g), 4)})
 
     def course(self, x: np.ndarray) -> np.ndarray:
@@ -191,13 +201,15 @@ class VoiceMap:
         return float(self.info.get("weight", 0.0))
 
     @classmethod
-    def fit(cls, pairs) -> "VoiceMap":
+    def fit(cls, pairs, by_speaker: bool = False) -> "VoiceMap":
         """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None)] -> the map
-        (ridge strengths by cross-validation). The phones' map only when every pair has phones."""
-        x, xp, g, _ = _design(pairs)
+        (ridge strengths by cross-validation; `by_speaker`: each pair is another speaker, one fold each,
+        for a map that must reach speakers it never heard). The phones' map only when every pair has phones."""
+        x, xp, g, sizes = _design(pairs)
         ok = np.isfinite(g)
-        mel = Ridge.fit(x[ok], g[ok])
-        ph = Ridge.fit(xp[ok], g[ok]) if xp is not None else None
+        groups = np.repeat(np.arange(len(sizes)), sizes)[ok] if by_speaker and len(sizes) >= 2 else None
+        mel = Ridge.fit(x[ok], g[ok], groups=groups)
+        ph = Ridge.fit(xp[ok], g[ok], groups=groups) if xp is not None else None
         return cls(mel, ph, {"format": FORMAT, "mel": mel.info, "phones": ph.info if ph else None})
 
     def predict(self, audio: np.ndarray, n_frames: int, fps: float, phones=None) -> np.ndarray:

@@ -43,8 +43,9 @@ def _clip(video: Path, recogniser, max_seconds: float | None):
     return audio, fps, gap[:n], heard(recogniser, audio)
 
 
-def train_voice(videos, out, max_seconds: float | None = None, log=print) -> Path:
-    """Videos of real people speaking (one speaker each) -> the default voice map at `out`."""
+def train_voice(videos, out, max_seconds: float | None = None, log=print, by_speaker: bool = False) -> Path:
+    """Videos of real people speaking (one speaker each) -> the default voice map at `out`; `by_speaker`:
+    the ridge strengths by leaving one speaker out, not contiguous folds (measured, not shipped: docs/fcg.md)."""
     from ..files import sha256_file
     from ..generate import load_generator
     from ..evaluate.lipsync import best_lag_corr
@@ -66,7 +67,7 @@ def train_voice(videos, out, max_seconds: float | None = None, log=print) -> Pat
         per_clip = {}
         for i, (audio, fps, gap, phones) in enumerate(clips):
             others = [c for j, c in enumerate(clips) if j != i]
-            course = VoiceMap.fit(others).predict(audio, len(gap), fps, phones)
+            course = VoiceMap.fit(others, by_speaker=by_speaker).predict(audio, len(gap), fps, phones)
             truth = fill_nan(gap)
             takes = gen.generate(audio, GenerateSettings(fps=fps, takes=TAKES, seed=0))
             row = {}
@@ -84,7 +85,7 @@ def train_voice(videos, out, max_seconds: float | None = None, log=print) -> Pat
     # (their gain over no map), not the best average: the average rewards a weight one speaker pays for
     worst = {w: float(np.min(np.subtract(v, scores[0.0]))) for w, v in scores.items()}
     weight = max(WEIGHTS, key=lambda w: (round(worst[w], 4), -w))
-    vm = VoiceMap.fit(clips)
+    vm = VoiceMap.fit(clips, by_speaker=by_speaker)
     vm = VoiceMap(vm.mel, vm.phones, {
         **vm.info, "weight": weight,
         "weight_how": f"leave one speaker out over {len(videos)} videos: a map from the others, the default model's "
