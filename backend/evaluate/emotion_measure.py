@@ -78,7 +78,7 @@ def measure(gen, clips, directions, part, refs=None, log=print) -> dict:
     rig = rig_ratios(offsets, directions)
     lips = emotion_lipsync(gen, clips, 0, ["neutral", *classes], log=lambda s: log("  " + s), takes=LIPSYNC_TAKES)
     return {"classes": classes, "confusion": m.tolist(), "accuracy": float(np.trace(m) / m.sum()),
-            "window_confusion": wm.tolist(), "window_accuracy": float(np.trace(wm) / wm.sum()),
+            "window_confusion": wm.tolist(), "window_accuracy": float(np.trace(wm) / wm.sum()), "window_C": clf.C,
             "strength": {"ratios": ratios, **strength_summary(ratios)},
             "rig_strength": {"ratios": rig, **strength_summary(rig)} if rig else None,
             "lipsync": {e: {c: list(v) for c, v in per.items()} for e, per in lips["r"].items()},
@@ -247,7 +247,10 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
                   + (f" (baseline {brig['median']:.2f})" if brig else "") + ".", ""]
     lines += ["## Window classifier (speaker-normalised: W009's windows minus W009's neutral mean; generated "
               "windows minus the neutral take's mean)", "",
-              f"Accuracy **{res['window_accuracy']:.2f}**, baseline {_fmt(base['window_accuracy'] if base else None)}.", "",
+              f"Accuracy **{res['window_accuracy']:.2f}**, baseline {_fmt(base['window_accuracy'] if base else None)}. "
+              f"Logistic regression, C {res.get('window_C', '?')} chosen by the log-loss on each W009 clip's second half "
+              "fitted on its first, every emotion weighing the same (before 2026-12-02: C 1, under which W009's own "
+              "happy windows read as fear).", "",
               confusion_markdown(np.array(res["window_confusion"]), cls, wbefore, "baseline"),
               "## Lip-sync r per emotion (generated mouth opening vs the real dlib inner-lip gap, best lag +-2)", ""]
     clips = list(res["lipsync"]["neutral"])

@@ -118,7 +118,7 @@ def evaluate_emotions(gen, clips: list[RealClip], data_root: Path, seeds=(0, 1),
                 pred.append(clf.predict_take(exp, 25.0))
     m = confusion(true, pred, classes)
     out = {"status": "ok", "classes": classes, "confusion": m, "accuracy": float(np.trace(m) / m.sum()),
-           "chance": 1.0 / len(classes), "takes": len(true)}
+           "chance": 1.0 / len(classes), "takes": len(true), "C": clf.C}
     if "neutral" in curves:
         out["offset"] = _offset_measure(gen, clips, curves, seeds)
     return out
@@ -400,7 +400,11 @@ def markdown(out: dict, gen_info: dict, command: str) -> str:
         if emo.get("status") == "ok":
             lines += ["Classifier: logistic regression on 1 s windows (mean of the 64 channels), trained on "
                       "the project's tracker run over the MEAD actor W009's 8 emotion videos (emotion_3dmm/, "
-                      f"real faces), applied to {emo['takes']} takes generated from real speech (equal numbers per emotion).", "",
+                      f"real faces), applied to {emo['takes']} takes generated from real speech (equal numbers per emotion). "
+                      f"Its regularisation (C {emo.get('C', '?')}) is chosen by the log-loss on each video's second half "
+                      "when fitted on its first, every emotion weighing the same (since 2026-12-02; the before figure "
+                      "and reports until then used C 1 with windows weighed equally, under which the longest video's "
+                      "emotion won most takes).", "",
                       f"Accuracy {emo['accuracy']:.2f} (chance {emo['chance']:.2f}); {BEFORE['label']}: "
                       f"{BEFORE['window']['accuracy']:.2f}.", "",
                       confusion_markdown(emo["confusion"], emo["classes"], BEFORE["window"]["per_class"], "before")]
