@@ -273,26 +273,3 @@ def test_phone_helper_survives_a_bad_request():
     finally:
         proc.stdin.close()
         assert proc.wait(timeout=10) == 0
-
-
-def test_recognition_beams_the_helper_and_the_voice_map_use(speech):
-    """Guidance recognises with pocketsphinx's own beams; `flowvq train voice` with the narrow ones the
-    shipped map was learned from (they hear this line differently, so the choice is real); the helper
-    refuses beams it does not know."""
-    import sys
-
-    from flowvq.speech.align import BEAMS, decoders, recognise, to_pcm
-    from flowvq.speech.recogniser import PhoneRecogniser
-
-    words = {b: recognise(to_pcm(speech), pair=decoders(beams=b))[0] for b in BEAMS}
-    assert words["default"] and words["narrow"] and words["default"] != words["narrow"], words
-    for beams in ("default", "narrow"):
-        rec = PhoneRecogniser(beams=beams)
-        try:
-            got = rec.start(speech).result(timeout=60)
-        finally:
-            rec.close()
-        assert got == recognise(to_pcm(speech), pair=decoders(beams=beams))[1]
-    bad = subprocess.run([sys.executable, "-m", "flowvq.speech.recogniser_helper", "wide"], capture_output=True,
-                         text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown beams 'wide'")

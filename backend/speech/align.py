@@ -1,8 +1,8 @@
 """pocketsphinx, the one implementation: recognise words, force-align them to ARPAbet phones at 10 ms.
 
-Used by phone guidance at inference (recognise, speech/recogniser_helper.py), by the evaluation's
-phone baseline (recognise) and by the starter corpus's optional pocketsphinx timing (align_phones:
-known words, WIDE_BEAMS).
+Used by phone guidance at inference (recognise with FAST_BEAMS, fcg/phone_guide.py), by the
+evaluation's phone baseline (recognise, full beams) and by the starter corpus's optional
+pocketsphinx timing (align_phones: known words, WIDE_BEAMS).
 """
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ import numpy as np
 
 from ..errors import BadAudio
 
-# Recognition uses pocketsphinx's own beams. Narrower ones were used until 2026-12-02 for speed (10 s
-# recognised in ~1.3 s instead of ~2.1 s), but they mishear more words, and since the voice maps read
-# the phones that costs lip-sync (6 real clips +0.016 with the default beams; docs/fcg.md, "Beams").
-# The shipped voice map was learned from the narrow beams' phones: `flowvq train voice` keeps them, so
-# `make voice-map` rebuilds that map exactly (learned from the default beams' phones it measured worse).
-BEAMS = {"default": {}, "narrow": {"beam": 1e-44, "pbeam": 1e-44}}
+# Beams narrower than pocketsphinx's defaults (beam and pbeam 1e-48): 10 s of speech recognised and
+# aligned in ~1.3 s instead of ~2.1 s, so the helper finishes before the flow's sampling; lip-sync on
+# the 9 real clips: median 0.469, min 0.357 (default beams 0.495, 0.350; docs/fcg.md).
+FAST_BEAMS = {"beam": 1e-44, "pbeam": 1e-44}
 # Wide beams for aligning known words: synthetic and noisy voices fall off the default search beam.
 WIDE_BEAMS = {"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80}
 
@@ -27,13 +25,13 @@ def aligner(sample_rate: int = 16000, beams: dict | None = None):
     return Decoder(samprate=sample_rate, bestpath=False, loglevel="FATAL", **(beams or {}))
 
 
-def decoders(sample_rate: int = 16000, beams: str = "default"):
-    """A fresh (recogniser, aligner) pair (`beams`: a key of BEAMS). Fresh every utterance: a reused
-    pocketsphinx decoder carries state (cepstral mean, noise estimate...) from the previous one and
-    hears the same words differently."""
+def decoders(sample_rate: int = 16000, fast: bool = True):
+    """A fresh (recogniser, aligner) pair. Fresh every utterance: a reused pocketsphinx decoder carries
+    state (cepstral mean, noise estimate...) from the previous one and hears the same words differently."""
     from pocketsphinx import Decoder
 
-    return Decoder(samprate=sample_rate, loglevel="FATAL", **BEAMS[beams]), aligner(sample_rate)
+    return (Decoder(samprate=sample_rate, loglevel="FATAL", **(FAST_BEAMS if fast else {})),
+            aligner(sample_rate))
 
 
 def force_align(ali, pcm: bytes, text: str, strict: bool = False) -> list[tuple[str, float, float]]:
@@ -56,17 +54,17 @@ def force_align(ali, pcm: bytes, text: str, strict: bool = False) -> list[tuple[
     return phones
 
 
-def recognise_phones(pcm: bytes, sample_rate: int = 16000) -> list[tuple[str, float, float]]:
+def recognise_phones(pcm: bytes, sample_rate: int = 16000, fast: bool = True) -> list[tuple[str, float, float]]:
     """16-bit mono PCM -> [(ARPAbet phone, start s, end s)]; [] when no word is heard."""
-    return recognise(pcm, sample_rate, decoders(sample_rate))[1]
+    return recognise(pcm, sample_rate, decoders(sample_rate, fast))[1]
 
 
 def recognise(pcm: bytes, sample_rate: int = 16000, pair=None) -> tuple[str, list[tuple[str, float, float]]]:
     """16-bit mono PCM -> (recognised words, [(ARPAbet phone, start s, end s)]).
 
     pocketsphinx's US-English model: recognise the words with its language model, then force-align
-    that transcript to get phone boundaries. `pair`: fresh decoders() (default: new ones)."""
-    rec, ali = pair if pair is not None else decoders(sample_rate)
+    that transcript to get phone boundaries. `pair`: fresh decoders() (default: full beams)."""
+    rec, ali = pair if pair is not None else decoders(sample_rate, fast=False)
     rec.start_utt()
     rec.process_raw(pcm, full_utt=True)
     rec.end_utt()

@@ -28,9 +28,8 @@ CACHE_LINES = 64  # recognised lines kept (a few kB each)
 
 
 class PhoneRecogniser:
-    def __init__(self, sample_rate: int = 16000, cache_lines: int = CACHE_LINES, beams: str = "default"):
+    def __init__(self, sample_rate: int = 16000, cache_lines: int = CACHE_LINES):
         self.sample_rate = sample_rate
-        self.beams = beams  # speech.align.BEAMS: "narrow" only to rebuild the shipped voice map
         self._proc: subprocess.Popen | None = None
         self._io = ThreadPoolExecutor(1, thread_name_prefix="phone-recogniser")  # one line at a time
         self._lock = threading.RLock()  # re-entered: a helper that fails to start is closed under it
@@ -63,7 +62,7 @@ class PhoneRecogniser:
         if self.error is not None:
             return None
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "flowvq.speech.recogniser_helper", self.beams],
+            self._proc = subprocess.Popen([sys.executable, "-m", "flowvq.speech.recogniser_helper"],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=subprocess.DEVNULL)
             _ask(self._proc, to_pcm(np.zeros(1600)))  # builds the decoders: part of loading the model

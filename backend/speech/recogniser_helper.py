@@ -1,7 +1,5 @@
 """The phone recogniser's helper process (speech.recogniser starts it): 16-bit PCM requests on stdin, recognised phones on stdout.
 
-`python -m flowvq.speech.recogniser_helper [BEAMS]` (a key of speech.align.BEAMS; default "default").
-
 Frames: request = u64 little-endian byte count + 16 kHz mono int16 PCM; reply = u32 byte count +
 JSON {"phones": [[phone, start s, end s], ...]} or {"error": "..."}. EOF on stdin ends it.
 """
@@ -13,14 +11,10 @@ import sys
 
 
 def main() -> int:
-    from .align import BEAMS, decoders, recognise
+    from .align import decoders, recognise
 
-    beams = sys.argv[1] if len(sys.argv) > 1 else "default"  # a key of BEAMS
-    if beams not in BEAMS:
-        print(f"error: unknown beams {beams!r}; one of {sorted(BEAMS)}", file=sys.stderr)
-        return 2
     src, dst = sys.stdin.buffer, sys.stdout.buffer
-    pair = decoders(beams=beams)  # built while idle, so a request pays for recognition only
+    pair = decoders()  # built while idle, so a request pays for recognition only
     while True:
         head = src.read(8)
         if len(head) < 8:
@@ -36,7 +30,7 @@ def main() -> int:
         body = json.dumps(reply).encode()
         dst.write(struct.pack("<I", len(body)) + body)
         dst.flush()
-        pair = decoders(beams=beams)  # fresh for the next request (see decoders())
+        pair = decoders()  # fresh for the next request (see decoders())
 
 
 if __name__ == "__main__":

@@ -59,11 +59,7 @@ def train_voice(videos, out, max_seconds: float | None = None, log=print, by_spe
         if not v.is_file():
             raise BadRequest(f"{v}: no such video")
     t0 = time.time()
-    from ..speech.recogniser import PhoneRecogniser
-
-    # the phones the shipped map was learned from (speech/align.py, BEAMS): `make voice-map` rebuilds it exactly
-    rec = PhoneRecogniser(beams="narrow")
-    gen = load_generator(None, device="cpu", voice=False, recogniser=rec)  # the flows alone: the map is being learned
+    gen = load_generator(None, device="cpu", voice=False)  # the flows alone: the map is what is being learned
     try:
         clips = [_clip(v, gen.recogniser, max_seconds) for v in videos]
         lo, hi = gen.model.exp_lo.float().cpu().numpy(), gen.model.exp_hi.float().cpu().numpy()
@@ -84,7 +80,6 @@ def train_voice(videos, out, max_seconds: float | None = None, log=print, by_spe
             log(f"{videos[i].name}: left out, lip-sync r by weight {row}")
     finally:
         gen.close()
-        rec.close()
     mean = {w: float(np.mean(v)) for w, v in scores.items()}
     # a default reaches every speaker: the weight that lifts the worst-served left-out speaker most
     # (their gain over no map), not the best average: the average rewards a weight one speaker pays for
