@@ -58,17 +58,17 @@ class EmotionClassifier:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
 
+        def model(c):
+            return LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
+
         labelled = [(self.classes.index(emo), items) for emo, items in curves.items()]
         xa, ya = self._windows(labelled, 0)
         xb, yb = self._windows(labelled, 1)
         self.C = self.C_GRID[0]
         if len(set(ya.tolist())) == len(set(yb.tolist())) == len(labelled) > 1:  # every class in both halves
-            losses = [log_loss(yb, LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(xa, ya).predict_proba(xb),
-                               labels=sorted(set(ya.tolist()))) for c in self.C_GRID]
+            losses = [log_loss(yb, model(c).fit(xa, ya).predict_proba(xb), labels=np.unique(ya)) for c in self.C_GRID]
             self.C = self.C_GRID[int(np.argmin(losses))]
-        x, y = self._windows(labelled)
-        self.model = LogisticRegression(C=self.C, max_iter=5000, class_weight="balanced")
-        self.model.fit(x, y)
+        self.model = model(self.C).fit(*self._windows(labelled))
         return self
 
     def predict_take(self, expression: np.ndarray, fps: float) -> str:

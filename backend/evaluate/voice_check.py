@@ -22,12 +22,11 @@ def measure(takes: int = 2, seconds: float = 30.0, voice_map: str | None = None)
     from flowvq_shared.settings import GenerateSettings
 
     from ..generate import load_generator
+    from ..generate.voicemap import VoiceMap
     from .clips import find_clips
     from .landmarks import video_landmarks
     from .lipsync import best_lag_corr
     from .mouth import fill_nan, lip_gap, mouth_opening
-
-    from ..generate.voicemap import VoiceMap
 
     gens = {"without": load_generator(None, device="cpu", voice=False), "with": load_generator(None, device="cpu")}
     if voice_map:  # a candidate map instead of the shipped one (judged before it ships)
