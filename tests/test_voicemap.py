@@ -68,7 +68,8 @@ def test_ridge_strength_by_speaker_holds_each_speaker_out():
     x = rng.standard_normal((300, 6))
     groups = np.repeat([0, 1, 2], 100)
     gap = x[:, 0] + np.choose(groups, [x[:, 1], -x[:, 1], 2 * x[:, 2]]) + 0.5 * rng.standard_normal(300)
-    best, scores = cv_lambda(x, gap, groups)
+    best, scale, scores = cv_lambda(x, gap, groups)
+    assert scale == 1.0  # no sound block: nothing to scale
     for lam in LAMBDAS:
         rs = []
         for k in range(3):
@@ -164,3 +165,27 @@ def test_a_profile_uses_its_voice_map_and_refuses_a_broken_one(tmp_path):
     (tmp_path / "voice_map.npz").write_bytes(b"broken")
     with pytest.raises(ActorError, match="cannot read voice map"):
         load(doc)
+
+
+def test_sound_block_penalised_apart_from_the_phones():
+    """With a sound block, its scale is chosen with the ridge strength: where each speaker's sound
+    means something else and the phones mean the same, leaving a speaker out favours the phones, and
+    the fitted map keeps the scale in its normalisation (course() needs nothing new)."""
+    from flowvq.generate.voicemap import SOUND_SCALES, Ridge
+
+    rng = np.random.default_rng(7)
+    groups = np.repeat([0, 1, 2, 3], 150)
+    sound = rng.standard_normal((600, 40))
+    phones = rng.standard_normal((600, 2))
+    own = rng.standard_normal((4, 40)) * 0.6  # what a speaker's sound says about their lips: theirs alone
+    gap = phones[:, 0] + np.einsum("ij,ij->i", sound, own[groups]) + 0.3 * rng.standard_normal(600)
+    x = np.concatenate([sound, phones], axis=1)
+    lam, scale, scores = cv_lambda((x - x.mean(0)) / x.std(0), gap, groups, sound=40)
+    assert set(scores) == {f"{la:g}/{s:g}" for la in LAMBDAS for s in SOUND_SCALES}
+    assert scale > 1.0 and scores[f"{lam:g}/{scale:g}"] > scores[f"{lam:g}/1"]
+    r = Ridge.fit(x, gap, groups=groups, sound=40)
+    assert r.info["sound_scale"] == scale and r.info["lambda"] == lam
+    z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    z[:, :40] /= scale
+    w = np.linalg.solve(z.T @ z + lam * np.eye(42), z.T @ (gap - gap.mean()))
+    assert np.corrcoef(r.course(x), z @ w)[0, 1] > 0.9999
