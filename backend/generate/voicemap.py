@@ -114,19 +114,21 @@ def cv_lambda(x: np.ndarray, gap: np.ndarray, groups: np.ndarray | None = None,
     else:
         folds = [np.flatnonzero(groups == k) for k in np.unique(groups)]
     scales = SOUND_SCALES if 0 < sound < x.shape[1] else (1.0,)
-    scores = {}
-    for s in scales:
-        xs = x.copy()
-        xs[:, :sound] /= s
-        for lam in LAMBDAS:
-            pred = np.zeros(len(x))
-            for f in folds:
-                tr = np.setdiff1d(np.arange(len(x)), f)
-                mu = gap[tr].mean()
-                pred[f] = xs[f] @ _ridge(xs[tr], gap[tr] - mu, lam) + mu
-            # by group: the mean of each left-out speaker's r (pooled r would reward getting their levels apart)
-            scores[(lam, s)] = (_corr(pred, gap) if groups is None else
-                                float(np.mean([_corr(pred[f], gap[f]) for f in folds])))
+    preds = {(lam, s): np.zeros(len(x)) for s in scales for lam in LAMBDAS}
+    eye = np.eye(x.shape[1])
+    for f in folds:
+        tr = np.setdiff1d(np.arange(len(x)), f)
+        mu = gap[tr].mean()
+        gram, xy = x[tr].T @ x[tr], x[tr].T @ (gap[tr] - mu)  # once per fold: a scale only rescales them
+        for s in scales:
+            d = np.ones(x.shape[1])
+            d[:sound] /= s
+            for lam in LAMBDAS:
+                w = np.linalg.solve(gram * np.outer(d, d) + lam * eye, xy * d)
+                preds[(lam, s)][f] = (x[f] * d) @ w + mu
+    # by group: the mean of each left-out speaker's r (pooled r would reward getting their levels apart)
+    scores = {k: (_corr(pred, gap) if groups is None else float(np.mean([_corr(pred[f], gap[f]) for f in folds])))
+              for k, pred in preds.items()}
     best = max(scores, key=lambda k: (scores[k], k))  # a tie: the stronger (smoother) ridge, then scale
     key = (lambda k: f"{k[0]:g}") if len(scales) == 1 else (lambda k: f"{k[0]:g}/{k[1]:g}")
     return best[0], best[1], {key(k): round(v, 4) for k, v in scores.items()}
