@@ -189,3 +189,32 @@ def test_sound_block_penalised_apart_from_the_phones():
     z[:, :40] /= scale
     w = np.linalg.solve(z.T @ z + lam * np.eye(42), z.T @ (gap - gap.mean()))
     assert np.corrcoef(r.course(x), z @ w)[0, 1] > 0.9999
+
+
+def test_a_map_of_the_first_format_still_reads_its_own_phone_features(tmp_path):
+    """Actor profiles learned before 2026-12-02 carry format-1 maps (the phones' articulators at one
+    frame); they load and predict with their own layout, and a format-2 layout in a format-1 file is refused."""
+    from flowvq.generate.voicemap import FORMAT, Ridge, features, n_phone_features, phone_features
+
+    audio, gap = _voice(12.0, 5)
+    phones = [("AA", 0.5, 0.9), ("M", 0.9, 1.0), ("IY", 1.0, 1.4), ("S", 3.0, 3.2), ("OW", 3.2, 3.8)]
+    assert FORMAT == 2 and n_phone_features(1) < n_phone_features(2)
+    old = phone_features(phones, len(gap), FPS, fmt=1)
+    assert old.shape == (len(gap), n_phone_features(1))
+    new = phone_features(phones, len(gap), FPS)
+    assert np.array_equal(new[:, :9], old[:, :9])  # the opening over +-4 frames is the same in both
+    vm = VoiceMap.fit([(audio, FPS, gap, phones)])
+    assert vm.info["format"] == 2 and vm.info["articulator_frames"] == [-2, 0, 2]
+    xs = features(audio, len(gap), FPS)
+    ph1 = Ridge.fit(np.concatenate([xs, old], axis=1), gap, lam=100.0)
+    v1 = VoiceMap(vm.mel, ph1, {"format": 1, "mel": vm.mel.info, "phones": ph1.info})
+    v1.save(tmp_path / "v1.npz")
+    back = VoiceMap.load(tmp_path / "v1.npz")
+    assert np.allclose(back.predict(audio, len(gap), FPS, phones), ph1.course(np.concatenate([xs, old], axis=1)))
+    vm.save(tmp_path / "v2.npz")
+    with np.load(tmp_path / "v2.npz") as z:
+        arrays = dict(z)
+    info = json.loads(str(arrays["info"]))
+    np.savez(tmp_path / "mixed.npz", **dict(arrays, info=np.array(json.dumps({**info, "format": 1}))))
+    with pytest.raises(ValueError, match="phones_mu"):
+        VoiceMap.load(tmp_path / "mixed.npz")

@@ -38,7 +38,7 @@ from flowvq_shared.channels import CHANNEL_INDEX, SPEECH_ARTICULATORS
 
 from .opening import mouth_opening
 
-FORMAT = 1
+FORMAT = 2
 INDEX = np.array([CHANNEL_INDEX[n] for n in SPEECH_ARTICULATORS])  # phone guidance's channels
 MEL_RATE = 80.0  # log-mel frames per second (hop 200 at 16 kHz)
 CONTEXT = (-12, 16, 2)  # mel frames around a video frame: start, stop, step (-0.15 s .. +0.19 s)
@@ -46,7 +46,16 @@ BANDS = 20  # the 80 mel bands averaged in fours
 N_FEATURES = len(range(*CONTEXT)) * (BANDS + 1)
 
 PHONE_CONTEXT = (-4, 5)  # video frames of the phones' opening around a frame
-N_PHONE_FEATURES = len(range(*PHONE_CONTEXT)) + len(SPEECH_ARTICULATORS)  # + the phones' articulators
+# video frames at which the phones' articulators are read, per map format: format 2 reads them either
+# side too (their course, not one frame: left-out r 0.587 -> 0.596, unseen course median 0.43 -> 0.47)
+ARTICULATOR_FRAMES = {1: (0,), 2: (-2, 0, 2)}
+
+
+def n_phone_features(fmt: int = FORMAT) -> int:
+    return len(range(*PHONE_CONTEXT)) + len(ARTICULATOR_FRAMES[fmt]) * len(SPEECH_ARTICULATORS)
+
+
+N_PHONE_FEATURES = n_phone_features()
 LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)  # ridge strengths tried by cross-validation
 # The sound block's scales tried with the phones (its penalty s^2 times theirs): on speakers it never
 # heard the sound misleads more than the phones do (docs/fcg.md "Voice map": left-out r 0.543 -> 0.587).
@@ -70,17 +79,20 @@ def features(audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
     return m[idx].reshape(n_frames, -1)
 
 
-def phone_features(phones, n_frames: int, fps: float) -> np.ndarray:
-    """The recognised phones -> (n_frames, N_PHONE_FEATURES): the corpus's coarticulated mouth for them
-    (phone guidance's curves): its opening over +-4 frames and its articulators. Zeros without speech."""
+def phone_features(phones, n_frames: int, fps: float, fmt: int = FORMAT) -> np.ndarray:
+    """The recognised phones -> (n_frames, n_phone_features(fmt)): the corpus's coarticulated mouth for
+    them (phone guidance's curves): its opening over +-4 frames and its articulators at the format's
+    frames. Zeros without speech."""
     from .guidance import phone_mouth
 
     mouth = phone_mouth(phones, n_frames, fps) if phones else None
     if mouth is None:
-        return np.zeros((n_frames, N_PHONE_FEATURES))
+        return np.zeros((n_frames, n_phone_features(fmt)))
     o = mouth_opening(mouth)
-    idx = np.clip(np.arange(n_frames)[:, None] + np.arange(*PHONE_CONTEXT)[None, :], 0, n_frames - 1)
-    return np.concatenate([o[idx], mouth[:, INDEX]], axis=1).astype(np.float64)
+    frames = np.arange(n_frames)[:, None]
+    idx = np.clip(frames + np.arange(*PHONE_CONTEXT)[None, :], 0, n_frames - 1)
+    art = mouth[:, INDEX][np.clip(frames + np.asarray(ARTICULATOR_FRAMES[fmt])[None, :], 0, n_frames - 1)]
+    return np.concatenate([o[idx], art.reshape(n_frames, -1)], axis=1).astype(np.float64)
 
 
 def heard(recogniser, audio: np.ndarray):
@@ -227,14 +239,16 @@ class VoiceMap:
         groups = np.repeat(np.arange(len(sizes)), sizes)[ok] if by_speaker and len(sizes) >= 2 else None
         mel = Ridge.fit(x[ok], g[ok], groups=groups)
         ph = Ridge.fit(xp[ok], g[ok], groups=groups, sound=N_FEATURES) if xp is not None else None
-        return cls(mel, ph, {"format": FORMAT, "mel": mel.info, "phones": ph.info if ph else None})
+        return cls(mel, ph, {"format": FORMAT, "articulator_frames": list(ARTICULATOR_FRAMES[FORMAT]),
+                             "mel": mel.info, "phones": ph.info if ph else None})
 
     def predict(self, audio: np.ndarray, n_frames: int, fps: float, phones=None) -> np.ndarray:
         """16 kHz audio (+ its phones, [(phone, start s, end s)]) -> (n_frames,) the course of their lip
         opening, standardised (their footage's scale)."""
         x = features(audio, n_frames, fps)
         if self.phones is not None and phones:
-            return self.phones.course(np.concatenate([x, phone_features(phones, n_frames, fps)], axis=1))
+            fmt = int(self.info.get("format", FORMAT))  # a map made by an older flowvq keeps its features
+            return self.phones.course(np.concatenate([x, phone_features(phones, n_frames, fps, fmt)], axis=1))
         return self.mel.course(x)
 
     def save(self, path: Path) -> None:
@@ -248,17 +262,19 @@ class VoiceMap:
 
     @classmethod
     def load(cls, path: Path) -> "VoiceMap":
-        """Strict: this format, the shapes this code makes, finite numbers (ValueError says which)."""
+        """Strict: a format this code reads (1: an actor profile learned before 2026-12-02, its phones'
+        articulators at one frame), the shapes it makes, finite numbers (ValueError says which)."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))
-                if not isinstance(info, dict) or info.get("format") != FORMAT:
+                if not isinstance(info, dict) or info.get("format") not in ARTICULATOR_FRAMES:
                     raise ValueError(f"format {info.get('format') if isinstance(info, dict) else None!r}; "
-                                     f"this flowvq reads format {FORMAT}")
+                                     f"this flowvq reads formats {sorted(ARTICULATOR_FRAMES)}")
                 mel = Ridge.from_arrays(z, "mel", N_FEATURES, info.get("mel") or {}, str(path))
                 ph = None
                 if info.get("phones") is not None:
-                    ph = Ridge.from_arrays(z, "phones", N_FEATURES + N_PHONE_FEATURES, info["phones"], str(path))
+                    ph = Ridge.from_arrays(z, "phones", N_FEATURES + n_phone_features(info["format"]),
+                                           info["phones"], str(path))
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"cannot read voice map {path}: {e}") from None
         return cls(mel, ph, info)
