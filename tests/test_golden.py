@@ -2,7 +2,9 @@
 recorded them on commit 00e9a6d through `flowvq generate`; re-recorded when the shipped emotions became
 real faces (issue #15): the emotion cases changed by design, talking by <= 1.1e-5 through the wider
 clamp range; and when the shipped voice map (generate/voicemap.py) joined phone guidance: the guided
-cases changed by design, flow_only (no guidance) did not). Same CLI path, same committed input."""
+cases changed by design, flow_only (no guidance) did not; and when that map was rebuilt with the sound
+penalised apart from the phones (2026-12-02): the guided expressions by design (<= 0.059), pose and
+flow_only bit-identical). Same CLI path, same committed input."""
 from __future__ import annotations
 
 import sys
