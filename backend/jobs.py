@@ -35,7 +35,7 @@ class Models:
         self._lock = threading.Lock()
         self._generator = None
         self._face_models: dict[str, object] = {}
-        self._actors: dict[str, tuple[float, object]] = {}  # folder -> (actor.json's mtime, generator)
+        self._actors: dict[str, tuple[float, object]] = {}  # folder (+ "#fine-tuned") -> (actor.json's mtime, generator)
         self._loading: set[str] = set()
 
     def loading(self) -> list[str]:
@@ -60,10 +60,11 @@ class Models:
                     self._loading.discard("fcg")
             return self._generator
 
-    def actor_generator(self, path: str | Path):
-        """An actor profile's generator (backend/actor/), loaded strictly once per folder."""
-        key = str(Path(path).resolve())
-        index = Path(key) / "actor.json"
+    def actor_generator(self, path: str | Path, fine_tuned: bool = False):
+        """An actor profile's generator (backend/actor/), loaded strictly once per folder (and per
+        `fine_tuned`: its fcg.pt whatever the held-out selection chose, for dubbing)."""
+        key = str(Path(path).resolve()) + ("#fine-tuned" if fine_tuned else "")
+        index = Path(path).resolve() / "actor.json"
         stamp = index.stat().st_mtime if index.is_file() else -1.0  # a re-learned profile is reloaded
         with self._lock:
             cached = self._actors.get(key)
@@ -73,7 +74,7 @@ class Models:
                     from .actor import load_actor
                     if cached is not None:
                         cached[1].close()
-                    self._actors[key] = (stamp, load_actor(path, device=self.device))
+                    self._actors[key] = (stamp, load_actor(path, device=self.device, fine_tuned=fine_tuned))
                 finally:
                     self._loading.discard(f"actor:{Path(path).name}")
             return self._actors[key][1]
@@ -108,14 +109,16 @@ def track_image(rgb: np.ndarray, model: str = "default", progress: Progress = _q
 
 def generate(models: Models, audio: Audio, settings: GenerateSettings,
              reference_rgb: np.ndarray | None = None, progress: Progress = _quiet,
-             cancel: threading.Event | None = None, actor: str | Path | None = None) -> list[Take]:
+             cancel: threading.Event | None = None, actor: str | Path | None = None,
+             actor_fine_tuned: bool = False) -> list[Take]:
     """Audio + settings -> `settings.takes` Takes; a reference face transfers its emotion.
     actor: an actor profile folder (`flowvq actor learn`): its model, lead, mouth range and head
-    motion; takes record its id in settings.actor. settings.actor without a profile is refused."""
+    motion; takes record its id in settings.actor. settings.actor without a profile is refused.
+    actor_fine_tuned: the profile's fcg.pt even where its held-out selection chose the shipped model."""
     if actor is None and settings.actor:
         from .errors import BadRequest
         raise BadRequest(f"actor {settings.actor!r} is not loaded here: give its profile folder (--actor ACTOR_DIR)")
-    generator = models.actor_generator(actor) if actor is not None else models.generator()
+    generator = models.actor_generator(actor, actor_fine_tuned) if actor is not None else models.generator()
     reference = None
     if reference_rgb is not None:  # an image (H, W, 3), or a short clip's frames (T, H, W, 3): their mean
         progress(0.0, "reading the emotion reference")

@@ -135,6 +135,15 @@ def test_generate_with_actor_cli(learned, tmp_path, capsys):
         jobs.generate(jobs.Models(), load_audio(clip), GenerateSettings(actor="someone"))
     rc = main(["generate", str(clip), "--actor", str(tmp_path), "-o", str(tmp_path / "y"), "-q"])
     assert rc == 2 and "error: " in capsys.readouterr().err
+    # dubbing asks for the profile's own fcg.pt whatever its selection chose (the bank is looked up by shape)
+    models = jobs.Models()
+    chosen, tuned = models.actor_generator(out), models.actor_generator(out, fine_tuned=True)
+    assert tuned is not chosen and tuned.info["actor_model"] == "fine-tuned"
+    assert chosen.info["actor_model"] == ("default" if chosen.profile.uses_default_model else "fine-tuned")
+    assert models.actor_generator(out, fine_tuned=True) is tuned  # loaded once
+    line = jobs.generate(models, load_audio(clip), GenerateSettings(takes=1, seed=3), actor=out, actor_fine_tuned=True)
+    assert line[0].settings.actor == "obama_actor" and line[0].n_frames == 75
+    models.close()
 
 
 def _refused(argv, capsys, match):

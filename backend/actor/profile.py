@@ -198,20 +198,23 @@ class ActorGenerator:
     """The pipeline's Generator over the actor's checkpoint, with the actor's post-processing;
     takes record the actor id in their settings."""
 
-    def __init__(self, profile: ActorProfile, device: str | None = None):
+    def __init__(self, profile: ActorProfile, device: str | None = None, fine_tuned: bool = False):
+        """fine_tuned: fcg.pt even where the held-out lip-sync chose the shipped model (dubbing: the
+        mouth bank is looked up by mouth shape, and fcg.pt's shapes are the person's)."""
         from ..generate import load_generator
         from ..generate.voicemap import VoiceMap
 
         self.profile = profile  # fcg.pt, unless its held-out footage chose the shipped model
+        self.fine_tuned = fine_tuned or not profile.uses_default_model
         # their own voice map replaces the shipped one (a prior for voices it does not know)
-        self.inner = load_generator(None if profile.uses_default_model else profile.checkpoint, device=device,
+        self.inner = load_generator(profile.checkpoint if self.fine_tuned else None, device=device,
                                     voice=profile.voice_weight == 0)
         self.voice = VoiceMap.load(profile.voice_map) if profile.voice_weight > 0 else None
 
     @property
     def info(self) -> dict:
         return {**self.inner.info, "actor": self.profile.id, "actor_path": str(self.profile.path),
-                "actor_model": "default" if self.profile.uses_default_model else "fine-tuned"}
+                "actor_model": "fine-tuned" if self.fine_tuned else "default"}
 
     def close(self) -> None:
         self.inner.close()
@@ -235,5 +238,5 @@ class ActorGenerator:
         return out
 
 
-def load_actor(path: str | Path, device: str | None = None) -> ActorGenerator:
-    return ActorGenerator(ActorProfile.load(path), device=device)
+def load_actor(path: str | Path, device: str | None = None, fine_tuned: bool = False) -> ActorGenerator:
+    return ActorGenerator(ActorProfile.load(path), device=device, fine_tuned=fine_tuned)
