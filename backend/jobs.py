@@ -35,7 +35,7 @@ class Models:
         self._lock = threading.Lock()
         self._generator = None
         self._face_models: dict[str, object] = {}
-        self._actors: dict[str, tuple[float, object]] = {}  # folder (+ "#fine-tuned") -> (actor.json's mtime, generator)
+        self._actors: dict[tuple[str, bool], tuple[float, object]] = {}  # (folder, fine_tuned) -> (actor.json's mtime, generator)
         self._loading: set[str] = set()
 
     def loading(self) -> list[str]:
@@ -63,8 +63,9 @@ class Models:
     def actor_generator(self, path: str | Path, fine_tuned: bool = False):
         """An actor profile's generator (backend/actor/), loaded strictly once per folder (and per
         `fine_tuned`: its fcg.pt whatever the held-out selection chose, for dubbing)."""
-        key = str(Path(path).resolve()) + ("#fine-tuned" if fine_tuned else "")
-        index = Path(path).resolve() / "actor.json"
+        folder = Path(path).resolve()
+        key = (str(folder), bool(fine_tuned))
+        index = folder / "actor.json"
         stamp = index.stat().st_mtime if index.is_file() else -1.0  # a re-learned profile is reloaded
         with self._lock:
             cached = self._actors.get(key)

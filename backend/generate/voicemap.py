@@ -135,9 +135,9 @@ def cv_lambda(x: np.ndarray, gap: np.ndarray, groups: np.ndarray | None = None,
         for s in scales:
             d = np.ones(x.shape[1])
             d[:sound] /= s
+            gram_s, xy_s, xf = gram * np.outer(d, d), xy * d, x[f] * d
             for lam in LAMBDAS:
-                w = np.linalg.solve(gram * np.outer(d, d) + lam * eye, xy * d)
-                preds[(lam, s)][f] = (x[f] * d) @ w + mu
+                preds[(lam, s)][f] = xf @ np.linalg.solve(gram_s + lam * eye, xy_s) + mu
     # by group: the mean of each left-out speaker's r (pooled r would reward getting their levels apart)
     scores = {k: (_corr(pred, gap) if groups is None else float(np.mean([_corr(pred[f], gap[f]) for f in folds])))
               for k, pred in preds.items()}
