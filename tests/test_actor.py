@@ -95,6 +95,27 @@ def test_show_says_what_the_profile_uses(learned, capsys):
     assert json.loads(capsys.readouterr().out) == doc
 
 
+def test_show_says_which_footage_judged_each_choice():
+    """The voice weight is judged out of fold on all the footage, the model on the held-out tail; when the
+    tail alone disagrees with the weight's judge, show says so instead of leaving a bare contradiction."""
+    from flowvq.actor.cli import summary
+
+    def doc(tail_actor):
+        return {"id": "a", "footage_seconds": 50.0, "sources": [{"file": "a.mp4"}],
+                "estimated": {"selected": {"candidate": "default + voice 0.7", "voice_weight": 0.7},
+                              "selection": {"judged": True, "voice_weight_r": {"0": 0.57, "0.35": 0.56, "0.7": 0.6, "1": 0.59},
+                                            "lipsync_r": {"default + voice 0.7": tail_actor}}},
+                "fit": {"holdout_seconds": 10.0, "lipsync_r": {"actor": tail_actor, "default": 0.55},
+                        "pose_std_ratio": {"actor": 0.9, "default": 0.7}}}
+
+    lines = summary(doc(0.46))
+    assert lines[1] == ("uses: default + voice 0.7 (voice weight: out of fold on all the footage; "
+                        "model: the held-out tail)")
+    assert any(s.startswith("the held-out tail alone puts the profile under the default") and "(0.7: 0.6 vs 0: 0.57)" in s
+               for s in lines)
+    assert not any("tail alone" in s for s in summary(doc(0.6)))  # the tail agrees: nothing to explain
+
+
 def test_loading_is_strict(learned, tmp_path):
     out, _ = learned
     from flowvq.actor import ActorError, ActorProfile

@@ -70,11 +70,13 @@ def summary(doc: dict) -> list[str]:
     est, fit = doc.get("estimated", {}), doc.get("fit", {})
     sel = est.get("selected") or {"candidate": "every correction (learned before the selection)"}
     selection = est.get("selection", {})
-    lines = [f"actor {doc['id']}: {doc.get('footage_seconds', '?')} s of footage from "
-             + ", ".join(s["file"] for s in doc.get("sources", [])),
-             f"uses: {sel['candidate']}" + (" (judged on the held-out tail)" if selection.get("judged")
-                                             else f" ({selection.get('note', 'not judged')})")]
     vw = selection.get("voice_weight_r")
+    how = "judged on the held-out tail" if selection.get("judged") else selection.get("note", "not judged")
+    if vw:  # the two steps of the select stage are judged on different footage: say which
+        how = "voice weight: out of fold on all the footage; model: " + (
+            "the held-out tail" if selection.get("judged") else how)
+    lines = [f"actor {doc['id']}: {doc.get('footage_seconds', '?')} s of footage from "
+             + ", ".join(s["file"] for s in doc.get("sources", [])), f"uses: {sel['candidate']} ({how})"]
     if vw:
         lines.append("voice map weight, lip-sync r on all the footage (out of fold): "
                      + ", ".join(f"{k} {v}" for k, v in vw.items()))
@@ -86,6 +88,11 @@ def summary(doc: dict) -> list[str]:
     if r:
         lines.append(f"held-out fit ({fit.get('holdout_seconds', '?')} s): lip-sync r {r.get('actor')} "
                      f"(default {r.get('default')}), head motion ratio {p.get('actor')} (default {p.get('default')})")
+        w = f"{float(sel.get('voice_weight', 0.0)):g}"
+        if vw and w != "0" and w in vw and "0" in vw and vw[w] > vw["0"] and (r.get("actor") or 0) < (r.get("default") or 0):
+            lines.append(f"the held-out tail alone puts the profile under the default; its voice weight was chosen on "
+                         f"all {doc.get('footage_seconds', '?')} s, out of fold ({w}: {vw[w]} vs 0: {vw['0']}), "
+                         f"the larger judge (docs/actor.md, \"Voice map\")")
     elif fit.get("note"):
         lines.append(f"fit: {fit['note']}")
     lines.append(f"head motion scale (pitch, yaw, roll): {est.get('pose_scale', [None] * 3)[:3]}; "

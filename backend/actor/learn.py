@@ -974,7 +974,9 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         f"lip-sync r {fit.get('lipsync_r', {}).get('actor', float('nan'))} (default "
         f"{fit.get('lipsync_r', {}).get('default', float('nan'))}), pose std ratio "
         f"{fit.get('pose_std_ratio', {}).get('actor', float('nan'))} (default "
-        f"{fit.get('pose_std_ratio', {}).get('default', float('nan'))}); uses {est['selected']['candidate']}")
+        f"{fit.get('pose_std_ratio', {}).get('default', float('nan'))}); uses {est['selected']['candidate']}"
+        + (" (voice weight chosen out of fold on all the footage, r by weight: "
+           + ", ".join(f"{k} {v}" for k, v in vw.items()) + ")" if (vw := est["selection"].get("voice_weight_r")) else ""))
     return out
 
 
