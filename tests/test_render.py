@@ -10,7 +10,7 @@ import pytest
 from flowvq_shared.protocol import ProtocolError
 import torch
 
-from flowvq.errors import BadImage, BadRequest, Cancelled
+from flowvq.errors import BadImage, Cancelled
 from flowvq.render.raster import interpolate, rasterize
 from flowvq_shared.channels import CHANNEL_INDEX
 

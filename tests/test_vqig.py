@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from flowvq.errors import CheckpointError
 from flowvq.training.vqig import TrainSettings, generator_batch, to_tensor, train_codebook, train_generator
 from flowvq.training.vqig_data import PlateData
-from flowvq.vqig import (VQGAN, CodebookConfig, GeneratorConfig, VQIGGenerator, load_codebook, load_generator, refine,
+from flowvq.vqig import (CodebookConfig, GeneratorConfig, VQIGGenerator, load_codebook, load_generator, refine,
                          save_codebook, save_generator)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..speech.phonemes import to_visemes
 from ..training.corpus.augment import augment
 from ..training.corpus.build import CorpusConfig, make_utterance
-from ..training.dataset import SAMPLE_RATE, resample_audio
+from ..training.dataset import SAMPLE_RATE
 
 STEP = 0.01  # s, the comparison grid
 

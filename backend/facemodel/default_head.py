@@ -441,7 +441,6 @@ def _pick_landmarks(head, grid_index, lower_copy, mouth_row, eye_row, us, ys, sl
     for k in range(9):
         lm[k] = nearest_uy(jaw_u[k], jaw_y[k])
         lm[16 - k] = nearest_uy(-jaw_u[k], jaw_y[k])
-    upper = skin[head.mouth_side[skin] >= 0]
     brow_x = [5.3, 4.4, 3.4, 2.4, 1.3]
     brow_y = [4.75, 5.2, 5.4, 5.35, 5.1]
     for k in range(5):

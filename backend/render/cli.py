@@ -32,7 +32,6 @@ def run(args) -> int:
 
     from ..errors import BadRequest
     from ..images import load_image
-    from flowvq_shared.takes import Take
     from .plates import write_plates
 
     if not 0.0 <= args.fidelity <= 1.0:  # NaN fails too

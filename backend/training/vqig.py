@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..vqig import losses
 from ..vqig.config import CodebookConfig, GeneratorConfig
-from ..vqig.generator import VQIGGenerator, to_images, to_tensor
+from ..vqig.generator import VQIGGenerator, to_tensor
 from ..vqig.vqgan import VQGAN, PatchDiscriminator
 from .vqig_data import PlateData
 
