@@ -35,7 +35,7 @@ def learned(tmp_path_factory):
     from flowvq.actor.learn import learn
 
     out = learn([d / "obama3.mp4"], d / "obama_actor", holdout=0.3, steps=6, batch=16, eval_every=3,
-                max_seconds=8.0, min_seconds=4.0, bank_size=4, progress=False, log=lambda *_: None)
+                max_seconds=8.0, min_seconds=4.0, bank_size=4, progress=False, log=lambda *_: None, keep_work=True)
     return out, wav
 
 
@@ -72,11 +72,11 @@ def test_profile_folder_describes_itself(learned):
                                    "mouth_scale_power": 0.0, "voice_weight": float(best)}
     else:
         assert est["selected"]["candidate"] == "fine-tuned + lead + mouth" and est["selected"]["voice_weight"] == 0
-    assert (out / "fcg.pt").is_file() and not (out / "work").exists()
+    assert (out / "fcg.pt").is_file() and (out / "work" / "select.json").is_file()  # kept: keep_work
     assert sorted(p.name for p in (out / "bank").glob("*.png")) == [f"frame_{i:02d}.png" for i in range(4)]
     with np.load(out / "bank" / "bank.npz") as z:
         assert z["expression"].shape == (4, 64) and z["pose"].shape == (4, 6) and z["identity"].ndim == 1
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and "work" not in p.parts)
     assert size < 8 * 2**20
     import torch
     sd = torch.load(out / "fcg.pt", weights_only=True)["state_dict"]
@@ -210,6 +210,37 @@ def test_profile_has_a_mouth_bank(learned):
     crop = bank.crop(0)
     assert crop.ndim == 3 and min(crop.shape[:2]) >= 64
     assert (bank.successor() >= 0).mean() > 0.9  # consecutive frames: runs the selection can play
+
+
+def test_a_finished_learn_resumes_into_a_profile_without_the_mouth_bank(learned, tmp_path, capsys):
+    """Every stage's result in work/ is reused (same footage, nothing re-learned); --no-mouth-bank leaves
+    out bank/mouth.npz, so the profile is a few MB to share, says so, and work/ goes after success."""
+    import shutil
+
+    from flowvq.actor import ActorProfile
+    from flowvq.actor.learn import learn
+
+    out, _ = learned
+    copy = tmp_path / "obama_actor"
+    shutil.copytree(out, copy)
+    (copy / "actor.json").unlink()  # as if the run had stopped after its last stage
+    before = (copy / "fcg.pt").read_bytes(), (copy / "work" / "select.json").read_text()
+    logs = []
+    learn([out.parent / "obama3.mp4"], copy, holdout=0.3, steps=6, batch=16, eval_every=3, max_seconds=8.0,
+          min_seconds=4.0, bank_size=4, progress=False, log=logs.append, mouth_bank=False)
+    doc = json.loads((copy / "actor.json").read_text())
+    assert "mouth_bank" not in doc["files"] and doc["settings"]["mouth_bank"] is False
+    assert not (copy / "bank" / "mouth.npz").exists() and not (copy / "work").exists()
+    assert (copy / "fcg.pt").read_bytes() == before[0]  # resumed: the fine-tune was not run again
+    assert doc["estimated"]["selection"]["voice_weight_r"] == json.loads(before[1])["voice_weight_r"]
+    assert ActorProfile.load(copy).mouth_bank is None
+    size = sum(p.stat().st_size for p in copy.rglob("*") if p.is_file())
+    assert size < 5 * 2**20, size
+    assert main(["actor", "show", str(copy)]) == 0
+    shown = capsys.readouterr().out.splitlines()[-1]
+    assert shown.startswith("size ") and "model 2." in shown and "no mouth bank" in shown, shown
+    assert main(["actor", "show", str(out)]) == 0
+    assert "mouth bank" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_two_faces_are_refused(tmp_path, capsys):

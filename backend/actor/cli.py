@@ -21,6 +21,10 @@ def register(sub) -> None:
                      help="use only the first S seconds of each video (e.g. to keep a test tail unseen)")
     lrn.add_argument("--id", dest="actor_id", help="the profile's id (default: the folder's name)")
     lrn.add_argument("--keep-work", action="store_true", help="keep work/ (tracks, datasets) after success")
+    lrn.add_argument("--no-mouth-bank", dest="mouth_bank", action="store_false",
+                     help="leave out their lower face in every frame (bank/mouth.npz, ~12 kB per frame, what "
+                          "`flowvq dub` takes the mouth from): a profile of a few MB to share; `flowvq actor bank` "
+                          "adds it later")
     lrn.add_argument("-q", "--quiet", action="store_true")
     lrn.set_defaults(func=_cmd_learn)
     bank = asub.add_parser("bank", help="add a mouth bank (their own lower face, for `flowvq dub`) to a profile")
@@ -44,7 +48,7 @@ def _cmd_learn(args) -> int:
         raise BadRequest(f"--id {args.actor_id!r}: letters, digits, '.', '_', '-', up to 64")
     learn(args.videos, args.output, holdout=args.holdout, steps=args.steps, lr=args.lr, batch=args.batch,
           max_seconds=args.max_seconds, actor_id=args.actor_id, progress=not args.quiet,
-          keep_work=args.keep_work, log=(lambda *_: None) if args.quiet else print)
+          keep_work=args.keep_work, log=(lambda *_: None) if args.quiet else print, mouth_bank=args.mouth_bank)
     return 0
 
 
@@ -61,7 +65,7 @@ def _cmd_show(args) -> int:
     from .profile import ActorProfile
 
     prof = ActorProfile.load(args.actor_dir)
-    print(json.dumps(prof.doc, indent=1) if args.json else "\n".join(summary(prof.doc)))
+    print(json.dumps(prof.doc, indent=1) if args.json else "\n".join([*summary(prof.doc), sizes(prof.path, prof.doc)]))
     return 0
 
 
@@ -98,3 +102,27 @@ def summary(doc: dict) -> list[str]:
     lines.append(f"head motion scale (pitch, yaw, roll): {est.get('pose_scale', [None] * 3)[:3]}; "
                  f"learned in {doc.get('learn_seconds', '?')} s")
     return lines
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} kB"
+
+
+def sizes(path, doc: dict) -> str:
+    """One line: what the profile's folder weighs and in what (work/ left out: it is not the profile)."""
+    from pathlib import Path
+
+    path = Path(path)
+    files = doc.get("files", {})
+    mouth = path / files["mouth_bank"] if "mouth_bank" in files else None
+    owned = [p for p in path.rglob("*") if p.is_file() and "work" not in p.relative_to(path).parts]
+    face = sum(p.stat().st_size for p in owned if p.parent == path / "bank" and p != mouth)
+    parts = [f"model {_size((path / files['fcg']).stat().st_size)}", f"face bank {_size(face)}"]
+    if mouth is not None and mouth.is_file():
+        parts.append(f"mouth bank {_size(mouth.stat().st_size)} (for dubbing)")
+    if "voice_map" in files and (path / files["voice_map"]).is_file():
+        parts.append(f"voice map {_size((path / files['voice_map']).stat().st_size)}")
+    line = f"size {_size(sum(p.stat().st_size for p in owned))}: " + ", ".join(parts)
+    if mouth is None:
+        line += "; no mouth bank: a dub takes the mouth from the shot itself (`flowvq actor bank` adds one)"
+    return line

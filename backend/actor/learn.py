@@ -796,8 +796,11 @@ def add_mouth_bank(actor_dir, videos, max_seconds: float | None = None, progress
 def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4, batch: int = 64,
           l2: float = 1e-3, eval_every: int = 25, patience: int = 3, bank_size: int = 32,
           max_seconds: float | None = None, actor_id: str | None = None, progress: bool = True,
-          keep_work: bool = False, min_seconds: float = MIN_SECONDS, log=print, report=None) -> Path:
+          keep_work: bool = False, min_seconds: float = MIN_SECONDS, log=print, report=None,
+          mouth_bank: bool = True) -> Path:
     """Videos of one person -> the actor profile folder `out` (see the module's docstring).
+    `mouth_bank` False: no bank/mouth.npz (~12 kB per frame of footage): a profile of a few MB to share,
+    whose dubs take the mouth from the shot itself until `flowvq actor bank` adds one.
 
     report(fraction, stage), optional: overall progress; it may raise (e.g. Cancelled) to stop between
     steps: what is finished stays in `out/work` and a later call with the same videos resumes."""
@@ -942,7 +945,10 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
     say("bank")
     t0 = time.time()
     write_bank(out, sources, tracks, bank_size)
-    write_mouth_bank(out, sources, tracks)
+    if mouth_bank:
+        write_mouth_bank(out, sources, tracks)
+    else:  # a resumed run asked for none: what an earlier run of this same learn wrote goes
+        (out / "bank" / "mouth.npz").unlink(missing_ok=True)
     done("bank", t0)
     bar.close()
 
@@ -955,12 +961,13 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         "settings": {"holdout": holdout, "steps": run_steps, "steps_asked": steps, "lr": lr, "batch": batch,
                      "l2_to_default": l2,
                      "eval_every": eval_every, "patience": patience, "bank_size": bank_size,
-                     "max_seconds": max_seconds, "base_checkpoint": "fcg_default.pt"},
+                     "max_seconds": max_seconds, "base_checkpoint": "fcg_default.pt", "mouth_bank": mouth_bank},
         "segments": {k: len(v) for k, v in segs.items()},
         "finetune": {k: v for k, v in ft.items() if k != "history"} | {"history": ft.get("history", [])[-20:]},
         "estimated": est,
         "fit": fit,
-        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz", "mouth_bank": "bank/mouth.npz"}
+        "files": {"fcg": "fcg.pt", "bank": "bank/bank.npz"}
+        | ({"mouth_bank": "bank/mouth.npz"} if mouth_bank else {})
         | ({"voice_map": VOICE_MAP} if (out / VOICE_MAP).is_file() else {}),
         "timing_s": timing,
         "learn_seconds": round(sum(timing.values()), 1),

@@ -111,8 +111,8 @@ def bank_for(actor, shot: Shot, lms: ShotLandmarks, log) -> tuple[MouthBank, str
         profile = ActorProfile.load(actor)
         if profile.mouth_bank is not None:
             return MouthBank.load(profile.mouth_bank), f"actor {profile.id}"
-        log(f"note: {Path(actor).name} has no mouth bank (learned before dubbing existed): "
-            f"using the shot's own frames; `flowvq actor bank` adds one")
+        log(f"note: {Path(actor).name} has no mouth bank (learned before dubbing existed, or with "
+            f"--no-mouth-bank): using the shot's own frames; `flowvq actor bank` adds one")
     builder = BankBuilder()
     src = builder.add_source(shot.path.name)
     for i, rgb in enumerate(shot.frames_rgb()):
