@@ -585,7 +585,8 @@ class Server:
         progress(0.0, "checking the footage")
         out = Path(self.config.actors_dir) / req.name
         learn(files, out, steps=req.steps, max_seconds=req.max_seconds, actor_id=req.name, progress=False,
-              log=lambda *a: log.info("learn_actor %s: %s", req.name, " ".join(map(str, a))), report=progress)
+              log=lambda *a: log.info("learn_actor %s: %s", req.name, " ".join(map(str, a))), report=progress,
+              mouth_bank=req.mouth_bank)
         actor = {k: v for k, v in self.actors().get(req.name, {"id": req.name}).items() if k != "path"}
         return {"type": "result", "id": job.id, "request": "learn_actor", "actor": actor}
 

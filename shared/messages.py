@@ -229,6 +229,7 @@ class LearnActor(Request):
     name: str = ""
     steps: int = 200
     max_seconds: float | None = None
+    mouth_bank: bool = True  # False: a profile of a few MB to share (flowvq actor learn --no-mouth-bank)
 
     @classmethod
     def from_wire(cls, m: dict) -> "LearnActor":
@@ -242,7 +243,8 @@ class LearnActor(Request):
             raise _bad(f"field 'name' must be an actor id (letters, digits, '.', '_', '-', up to 64), got {name!r}")
         ms = m.get("max_seconds")
         return cls(id=m.get("id"), uploads=tuple(ups), name=name, steps=_int(m, "steps", 200, 1, 5000),
-                   max_seconds=None if ms is None else _number(m, "max_seconds", lo=1.0, hi=36000.0))
+                   max_seconds=None if ms is None else _number(m, "max_seconds", lo=1.0, hi=36000.0),
+                   mouth_bank=_get(m, "mouth_bank", (bool,), True, "true or false"))
 
 
 def _upload_id(m: dict, name: str, default: Any = ...) -> Any:

@@ -167,6 +167,17 @@ def test_generate_request_validation_messages():
             m.parse_request({"type": "generate", "id": 1, "audio": b"RIFF", **patch})
 
 
+def test_learn_actor_request_reads_its_options():
+    req = m.parse_request({"type": "learn_actor", "id": 9, "uploads": ["clip1"], "name": "anna"})
+    assert (req.steps, req.max_seconds, req.mouth_bank) == (200, None, True)
+    small = m.parse_request({"type": "learn_actor", "id": 9, "uploads": ["clip1"], "name": "anna", "mouth_bank": False})
+    assert small.mouth_bank is False and m.parse_request(small.to_wire()) == small
+    for patch, text in (({"mouth_bank": 0}, "mouth_bank' must be true or false"), ({"name": "a/b"}, "actor id"),
+                        ({"uploads": []}, "1 to 8"), ({"steps": 0}, "steps")):
+        with pytest.raises(p.ProtocolError, match=text):
+            m.parse_request({"type": "learn_actor", "id": 9, "uploads": ["clip1"], "name": "anna", **patch})
+
+
 def test_render_request_rejects_nan_and_mismatched_lengths():
     exp = np.zeros((10, 64), np.float32)
     pose = np.zeros((10, 6), np.float32)
