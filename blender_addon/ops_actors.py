@@ -141,11 +141,11 @@ class FLOWVQ_OT_learn_actor(tasks.JobOperator, bpy.types.Operator):
             if "learn_actor:" in st.unavailable:
                 return tasks.fail(self, f"the backend at {st.endpoint} cannot learn actors (started without "
                                         "--actors DIR)")
-            request = {"type": "learn_actor", "uploads": ["footage"], "name": name}
+            request = {"type": "learn_actor", "uploads": ["footage"], "name": name, "mouth_bank": s.learn_mouth_bank}
             spec = RemoteLearnSpec(name, video, self.blocking or bpy.app.background)
             up = client.Upload("footage", os.path.basename(video), path=video)
             return tasks.start(self, context, request, spec, self.blocking, self.timeout, uploads=(up,))
-        cmd = actors.learn_command(python, video, actor_dir)
+        cmd = actors.learn_command(python, video, actor_dir, s.learn_mouth_bank)
         spec = LearnSpec(name, actor_dir, " ".join(cmd), time.monotonic(),
                          self.blocking or bpy.app.background)
         return tasks.start_process(self, context, cmd, spec, self.blocking, self.timeout)

@@ -125,6 +125,7 @@ class FLOWVQ_PT_actors(_FlowVQPanel, bpy.types.Panel):
         if strip is not None and not s.learn_video:
             layout.label(text=f"Footage: movie strip '{strip.name}'", icon="SEQUENCE")
         layout.prop(s, "learn_video")
+        layout.prop(s, "learn_mouth_bank")
         layout.operator("flowvq.learn_actor", icon="USER")
         layout.label(text="Takes minutes (about 11 per minute of footage on a CPU)", icon="INFO")
 

@@ -155,6 +155,9 @@ class FlowVQSceneSettings(bpy.types.PropertyGroup):
                                            "(flowvq serve --actors DIR), or the default model")
     learn_name: StringProperty(name="Actor Name", description="The new actor's id (letters, "
                                "digits, '.', '_', '-'): the profile folder's name")
+    learn_mouth_bank: BoolProperty(name="Mouth Bank (for dubbing)", default=True,
+                                   description="Keep their lower face in every frame (~12 kB a frame): what "
+                                               "Dub takes the mouth from. Off: a profile of a few MB to share")
     learn_video: StringProperty(name="Video", subtype="FILE_PATH",
                                 description="Footage of one person speaking with their own voice "
                                             "(used when no movie strip is active)")

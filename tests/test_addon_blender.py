@@ -1088,7 +1088,7 @@ def test_learn_actor_on_a_backend_it_did_not_start_goes_over_the_protocol(bpy, a
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.backend_python, prefs.actors_dir = sys.executable, str(tmp_path / "local_actors")
     s = bpy.context.scene.flowvq
-    s.learn_name = "tess"
+    s.learn_name, s.learn_mouth_bank = "tess", False  # the option travels in the request (the protocol reads it)
     video = VIDEOS / "theresa_may_5s.mp4"  # 5 s: the backend's learn refuses it as too short
     if not video.is_file():
         pytest.skip(f"{video} not found")
