@@ -6,10 +6,15 @@ from N(0, I) by a fixed generator and kept as a buffer.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from .layers import Condition, Flow, FlowStep, student_t_log_prob
+
+if TYPE_CHECKING:  # the annotations name numpy's Generator; the module does not need numpy
+    import numpy as np
 
 
 class ExpFlow(nn.Module):

@@ -2,10 +2,15 @@
 a single standard Gaussian prior (one actnorm class)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from .layers import Condition, Flow, FlowStep, gaussian_log_prob
+
+if TYPE_CHECKING:  # the annotations name numpy's Generator; the module does not need numpy
+    import numpy as np
 
 
 class PoseFlow(nn.Module):
