@@ -100,3 +100,16 @@ def test_classifier_regularisation_and_unequal_clips():
     read = [spec_i for spec_i, e in enumerate(spec)
             if np.argmax(default.predict_proba(window_features(test[e][0][0], 25.0)[:, :64]).mean(0)) == spec_i]
     assert len(read) <= 2  # what the defaults did: most read as fear
+
+
+def test_lipsync_only_refuses_bad_options_in_one_line(capsys):
+    from flowvq.evaluate.emotion_measure import lipsync_markdown, main
+
+    assert main(["--lipsync-only", "--seeds", "0,x"]) == 2
+    assert capsys.readouterr().out.strip() == "error: --seeds must be comma-separated integers, got '0,x'"
+    assert main(["--lipsync-only", "--takes", "0"]) == 2
+    assert capsys.readouterr().out.startswith("error: --takes must be at least 1")
+    res = {"model": {"fear": {"A": 0.55, "B": 0.60}}, "baseline": {"fear": {"A": 0.56, "B": 0.50}}}
+    text = lipsync_markdown(res, [0, 100], 8, "cmd")
+    assert "the mean r of 16 takes" in text and "| fear | 0.5500 (0.5600) | 0.6000 (0.5000) | -0.0100 |" in text
+    assert "Lowest difference: fear, -0.0100 (a cell under the baseline)." in text

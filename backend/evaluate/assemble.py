@@ -5,7 +5,8 @@
 Parts (each names the command that produced its numbers): docs/evaluation_fcg.md (`flowvq eval`),
 docs/evaluation_tracker.md (`python -m flowvq.evaluate.tracker`), docs/evaluation_plates.md
 (`pytest tests/test_plates.py -s`, `python -m flowvq.evaluate.plates`), docs/evaluation_dub.md
-(`python -m flowvq.dub.measure`), docs/evaluation_emotion.md (`python -m flowvq.evaluate.emotion_measure`), docs/evaluation_voice.md
+(`python -m flowvq.dub.measure`), docs/evaluation_emotion.md (`python -m flowvq.evaluate.emotion_measure`),
+docs/evaluation_emotion_lipsync.md (`... emotion_measure --lipsync-only`), docs/evaluation_voice.md
 (`python -m flowvq.evaluate.voice_check`), docs/evaluation_actor.md (`python -m flowvq.actor.measure`,
 written up by hand). Top-level sections written
 into evaluation.md by hand (not a part's) are kept after the parts.
@@ -21,6 +22,7 @@ PARTS = (("FCG: lip-sync, takes, pose, emotion", "evaluation_fcg.md"),
          ("Plates", "evaluation_plates.md"),
          ("Dubbing", "evaluation_dub.md"),
          ("Emotion from real faces", "evaluation_emotion.md"),
+         ("Emotion: lip-sync over more takes", "evaluation_emotion_lipsync.md"),
          ("Voice map", "evaluation_voice.md"),
          ("Actors", "evaluation_actor.md"))
 HEAD = """# Evaluation

@@ -296,6 +296,46 @@ def markdown(res: dict, base: dict | None, cmd: str, note: str) -> str:
     return "\n".join(lines)
 
 
+def lipsync_only(gen_for, clips, seeds, takes: int, log=print) -> dict:
+    """Lip-sync r per emotion and clip, the mean over `takes` takes from each seed in `seeds`, for each
+    model gen_for yields as (name, generator): a tighter check of "no emotion costs the sync" than the
+    full run's 4 takes (one take's r moves ~0.005 with the seed)."""
+    from flowvq_shared.channels import EMOTIONS
+
+    from .run import emotion_lipsync
+
+    emos = [e for e in EMOTIONS if e != "talking"]
+    out = {}
+    for name, gen in gen_for:
+        runs = [emotion_lipsync(gen, clips, s, emos, log=lambda m, n=name: log(f"  {n} {m}"), takes=takes) for s in seeds]
+        out[name] = {e: {c.name: float(np.mean([r["r"][e][c.name][0] for r in runs])) for c in clips}
+                     for e in runs[0]["r"]}
+    return out
+
+
+def lipsync_markdown(res: dict, seeds, takes: int, cmd: str) -> str:
+    model, base = res["model"], res.get("baseline")
+    clips = list(next(iter(model.values())))
+    lines = ["# Lip-sync per emotion, more takes (issue #15: an emotion must not cost the sync)", "",
+             f"Command: `{cmd}`; {platform.machine()} CPU, 2 shared cores, {time.strftime('%Y-%m-%d')}. Each cell: "
+             f"the mean r of {len(seeds) * takes} takes ({takes} from each of seeds {', '.join(map(str, seeds))}; "
+             "generated mouth opening vs the real dlib inner-lip gap, best lag +-2), model (baseline). Model: the "
+             "checkpoint under test with the shipped voice map; baseline: the checkpoint before, as it shipped.", "",
+             "| emotion | " + " | ".join(clips) + " | model - baseline, worst clip |", "|---" * (len(clips) + 2) + "|"]
+    worst = []
+    for e, per in model.items():
+        cells = [f"{per[c]:.4f}" + (f" ({base[e][c]:.4f})" if base else "") for c in clips]
+        d = min(per[c] - base[e][c] for c in clips) if base else None
+        if d is not None:
+            worst.append((d, e))
+        lines.append(f"| {e} | " + " | ".join(cells) + f" | {_fmt(d, 4)} |")
+    if worst:
+        d, e = min(worst)
+        lines += ["", f"Lowest difference: {e}, {d:+.4f}" + (" (every cell at or above the baseline)." if d >= 0 else
+                  " (a cell under the baseline).")]
+    return "\n".join(lines + [""])
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -318,7 +358,42 @@ def main(argv=None) -> int:
     p.add_argument("--from-json", metavar="JSON", help="write --write's markdown from a --json of an earlier run "
                    "(no measuring; the command line is kept from that run's --command-of)")
     p.add_argument("--command-of", default="", help="with --from-json: the command that measured it")
+    p.add_argument("--lipsync-only", action="store_true", help="only the lip-sync per emotion, over --takes "
+                   "takes from each of --seeds (no W009 references, no learning)")
+    p.add_argument("--takes", type=int, default=8, help="with --lipsync-only: takes per seed (default 8)")
+    p.add_argument("--seeds", default="0,100", help="with --lipsync-only: comma-separated seeds (default 0,100)")
     a = p.parse_args(argv)
+    cmd = "python -m flowvq.evaluate.emotion_measure " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    if a.lipsync_only:
+        try:
+            seeds = [int(s) for s in a.seeds.split(",")]
+        except ValueError:
+            print(f"error: --seeds must be comma-separated integers, got {a.seeds!r}")
+            return 2
+        if a.takes < 1 or not seeds:
+            print("error: --takes must be at least 1 and --seeds name one seed or more")
+            return 2
+        clips = [c for c in find_clips(default_data_root()) if c.kind == "talking_3dmm"][:3]
+        if not clips:
+            print("error: ../shared/data/talking_3dmm/ not found")
+            return 2
+
+        def gens():
+            for name, path in (("model", a.checkpoint), ("baseline", a.baseline)):
+                if name == "baseline" and not path:
+                    continue
+                gen = load_generator(path, device="cpu", voice=name == "model")  # the baseline as it shipped
+                try:
+                    yield name, gen
+                finally:
+                    gen.close()
+
+        out = lipsync_only(gens(), clips, seeds, a.takes)
+        if a.json:
+            _write(Path(a.json), json.dumps(out, indent=1))
+        text = lipsync_markdown(out, seeds, a.takes, cmd)
+        _write(Path(a.write), text) if a.write else print(text)
+        return 0
     if a.from_json:
         out = json.loads(Path(a.from_json).read_text())
         note = (f"Held out: learned from W009's first {a.heldout:g} s per clip, references from the rest."
@@ -356,7 +431,6 @@ def main(argv=None) -> int:
     if a.write:
         note = (f"Held out: learned from W009's first {a.heldout:g} s per clip, references from the rest."
                 if a.heldout else "In-sample: references are W009's whole clips, the model learned from them too.")
-        cmd = "python -m flowvq.evaluate.emotion_measure " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
         _write(Path(a.write), markdown(out["model"], out.get("baseline"), cmd, note))
     return 0
 
