@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import signal
 import socket
 import sys
 import tempfile
@@ -746,6 +747,13 @@ def run(config: ServerConfig, announce=print) -> None:
         nonlocal server
         server = Server(config)
         port = await server.start()
+        # a stop from the system (service manager, `kill`, Ctrl-C) closes like a shutdown request:
+        # jobs cancelled, uploads removed (left behind they are whole videos in the temp folder)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                server.loop.add_signal_handler(sig, server.stop)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+                pass
         announce(f"listening on {config.host}:{port}", flush=True)
         server.start_warming()
         await server.serve_until_stopped()

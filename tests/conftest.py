@@ -35,8 +35,8 @@ class BackendProcess:
 
     START_TIMEOUT_S = 90
 
-    def __init__(self, *extra: str):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    def __init__(self, *extra: str, env: dict | None = None):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen([FLOWVQ, "serve", "--port", "0", *extra],
                                      stdout=subprocess.PIPE, stderr=self.log, env=env)

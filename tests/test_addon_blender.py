@@ -11,8 +11,10 @@ The target is the ICT-FaceKit head from ../shared/data (a production rig nobody 
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,7 @@ if importlib.util.find_spec("bpy") is None:
 # Blender reads its user folders from the environment when bpy is first imported: keep the
 # extension (and its wheels) out of the real home folder.
 _USER = tempfile.mkdtemp(prefix="flowvq-blender-user-")
+atexit.register(shutil.rmtree, _USER, True)  # at exit: bpy keeps reading it while the module's tests run
 os.environ.setdefault("BLENDER_USER_RESOURCES", _USER)
 
 FPS = 24
@@ -956,7 +959,6 @@ def test_actor_selector_generates_with_the_chosen_actor(bpy, rig, actors_server,
     actor anna and its curves differ from the default model's take of the same seed. An actor
     the backend no longer offers stays selected, shown as such, and generating says why."""
     import json
-    import shutil
 
     server, root = actors_server
     _require(bpy, server, "generate")

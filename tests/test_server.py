@@ -1,6 +1,7 @@
 """The real server over real TCP, driven by a raw client that only knows the framing."""
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import subprocess
@@ -210,6 +211,24 @@ def test_shutdown_from_loopback_stops_the_server():
     while b.alive() and time.time() - t0 < 30:  # it may first finish importing torch
         time.sleep(0.1)
     assert not b.alive() and b.proc.returncode == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_closes_like_a_shutdown_and_removes_the_uploads(tmp_path, sig):
+    # `kill`, a service manager or Ctrl-C: a half-uploaded video must not stay in the temp folder
+    b = BackendProcess("--no-zeroconf", env={"TMPDIR": str(tmp_path)})
+    try:
+        with Client(b.host, b.port) as c:
+            reply, _ = c.request({"type": "upload", "id": "u1", "offset": 0, "total": 10, "data": b"12345",
+                                  "name": "clip.mp4"})
+            assert reply["type"] == "result" and reply["received"] == 5
+            assert len(list(tmp_path.glob("flowvq-uploads-*"))) == 1
+            b.proc.send_signal(sig)
+            b.proc.wait(60)  # it may first finish importing torch
+        assert b.proc.returncode == 0, b.stderr_text()[-2000:]
+        assert list(tmp_path.glob("flowvq-uploads-*")) == []
+    finally:
+        b.stop()
 
 
 def test_zeroconf_announces_on_loopback():
