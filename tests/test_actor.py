@@ -331,6 +331,30 @@ def test_head_motion_estimate_is_typical_and_shrunk():
     assert np.allclose(axes, 0.5, rtol=0.2) and abs(mean - np.mean(axes)) < 1e-3
 
 
+def test_footage_at_two_frame_rates_is_measured_in_seconds():
+    """An interview at 30 fps and a shoot at 24 fps learn one person: the head-motion windows are
+    as many seconds in both, and their lips' lead over the sound is one time, not a frame count."""
+    from flowvq.actor.learn import _lead_frames, pose_ratio, typical_motion
+
+    def drift(fps):  # the head drifts 0.1 rad/s: a window's std is its length in seconds x 0.1 / sqrt(12)
+        return 0.1 * np.tile(np.arange(int(40 * fps))[:, None] / fps, (1, 3))
+
+    one = typical_motion([drift(24.0)], 24.0)
+    assert np.allclose(typical_motion([drift(24.0), drift(30.0)], [24.0, 30.0]), one, rtol=0.02)
+    assert not np.allclose(typical_motion([drift(24.0), drift(30.0)], 24.0), one, rtol=0.05)  # the old mistake
+    assert abs(pose_ratio([drift(24.0), drift(30.0)], [drift(24.0), drift(30.0)], [24.0, 30.0])[0] - 1.0) < 1e-6
+
+    rng = np.random.default_rng(1)
+    loud_s = np.convolve(rng.standard_normal(4000), np.ones(40) / 40, "same")  # sound at 1 kHz, 4 s
+    curves = []
+    for fps in (24.0, 30.0):
+        t = np.arange(int(4 * fps)) / fps
+        loud = np.interp(t, np.arange(4000) / 1000, loud_s)
+        mouth = np.interp(t + 0.125, np.arange(4000) / 1000, loud_s)  # the lips run 125 ms ahead
+        curves.append((np.tile(mouth, 5), np.tile(loud, 5), fps))
+    assert _lead_frames(curves, 24.0) == 3 and _lead_frames(curves, 30.0) in (4, 5)  # 0.125 s = 3 / 3.75 frames
+
+
 def test_held_out_selection_picks_and_is_honoured(tmp_path):
     """The select stage's choice (learn.choose_candidate over held-out lip-sync r) and what a profile
     does with it (ActorProfile.adapt, the model it loads; strict; a profile without it applies everything)."""

@@ -343,12 +343,16 @@ def _finetune(train_dir, holdout_dir, out, steps, lr, batch, l2, eval_every, pat
 
 # ---- estimates --------------------------------------------------------------------------------
 
-def _lead_frames(curves: list[tuple[np.ndarray, np.ndarray]], max_lag: int = 8) -> int:
-    """Frames the mouth curve runs ahead of the loudness (summed correlation profile over clips)."""
+def _lead_frames(curves: list[tuple], fps: float, max_lag: int = 8) -> int:
+    """Frames at `fps` the mouth curve runs ahead of the loudness (summed correlation profile over
+    clips); curves: (mouth, loudness) or (mouth, loudness, their fps): footage at another rate is
+    resampled to `fps` first (a frame of lag is then the same time in every clip)."""
     from ..evaluate.lipsync import lag_profile
 
     total = {}
-    for mouth, loud in curves:
+    for mouth, loud, *rate in curves:
+        if rate and abs(rate[0] - fps) > 1e-6:
+            mouth, loud = _resample(mouth, rate[0], fps), _resample(loud, rate[0], fps)
         if len(mouth) < 4 * max_lag or np.std(mouth) < 1e-9 or np.std(loud) < 1e-9:
             continue
         for lag, r in lag_profile(mouth, loud, max_lag).items():
@@ -356,6 +360,13 @@ def _lead_frames(curves: list[tuple[np.ndarray, np.ndarray]], max_lag: int = 8) 
     if not total:
         return 0
     return -max(total, key=total.get)  # lag < 0: the mouth is early, i.e. it leads
+
+
+def _resample(curve: np.ndarray, fps: float, to_fps: float) -> np.ndarray:
+    """A per-frame curve at `fps` -> the same seconds at `to_fps` (linear)."""
+    curve = np.asarray(curve, np.float64)
+    n = max(1, int(round(len(curve) / fps * to_fps)))
+    return np.interp(np.arange(n) / to_fps, np.arange(len(curve)) / fps, curve)
 
 
 def _generate_plain(gen, audio: np.ndarray, fps: float, seed: int = 0, takes: int = 1):
@@ -382,9 +393,11 @@ def motion_windows(pose: np.ndarray, fps: float, window_s: float = POSE_WINDOW_S
     return np.stack([pose[a:a + w].std(0) for a in starts])
 
 
-def typical_motion(tracks, fps: float, window_s: float = POSE_WINDOW_S) -> np.ndarray:
-    """Per axis: the median over the windows of all `tracks` of the window's std (motion_windows)."""
-    wins = [motion_windows(t, fps, window_s) for t in tracks]
+def typical_motion(tracks, fps, window_s: float = POSE_WINDOW_S) -> np.ndarray:
+    """Per axis: the median over the windows of all `tracks` of the window's std (motion_windows);
+    `fps`: one rate, or one per track (footage at several rates: every window is `window_s` long)."""
+    rates = np.broadcast_to(np.asarray(fps, np.float64), (len(tracks),))
+    wins = [motion_windows(t, f, window_s) for t, f in zip(tracks, rates)]
     wins = [x for x in wins if len(x)]
     if not wins:
         raise ValueError("no track of two frames or more")
@@ -402,9 +415,10 @@ def shrunk_pose_scale(real: np.ndarray, generated: np.ndarray, seconds: float,
     return raw, w, np.clip(raw ** w, *POSE_SCALE_RANGE)
 
 
-def pose_ratio(generated, real, fps: float) -> tuple[float, list[float]]:
+def pose_ratio(generated, real, fps) -> tuple[float, list[float]]:
     """Generated vs real head motion: typical_motion per rotation axis, ratio per axis and its mean
-    (the figure the fit and python -m flowvq.actor.measure report)."""
+    (the figure the fit and python -m flowvq.actor.measure report); `fps`: one rate, or one per track
+    (the same for both lists: generated[i] is made for real[i])."""
     g = typical_motion([np.asarray(p)[:, :3] for p in generated], fps)
     r = typical_motion([np.asarray(p)[:, :3] for p in real], fps)
     per = g / np.maximum(r, 1e-6)
@@ -418,13 +432,14 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
 
     real_lead, gen_lead, real_mouth, real_pose, gen_mouth, gen_pose, quiet = [], [], [], [], [], [], []
     real_motion, gen_motion = [], []  # rotation over the calibrated frames: real, and every generated take
+    real_fps, gen_fps = [], []  # each of those tracks' frame rate (footage may mix rates)
     gen = load_generator(ckpt, device="cpu")
     calib = 0.0
     try:
         for fps, a, b, res, clip in _spans(segs["train"], sources, tracks, audios):
             n = b - a
             loud = loudness_curve(clip, fps, n)
-            real_lead.append((fill_nan(lip_gap(res.landmarks[a:b])), loud))
+            real_lead.append((fill_nan(lip_gap(res.landmarks[a:b])), loud, fps))
             real_mouth.append(res.expression[a:b][:, MOUTH_INDEX])
             pose = res.pose[a:b]
             real_pose.append(pose - pose.mean(0))
@@ -432,17 +447,19 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
             if calib < max_calib_s:  # what the fine-tuned generator makes on the same audio
                 e, p, takes = _generate_plain(gen, clip[: int(min(n / fps, max_calib_s - calib) * SAMPLE_RATE)], fps,
                                               takes=POSE_TAKES)
-                gen_lead.append((mouth_opening(e), loud[: len(e)]))
+                gen_lead.append((mouth_opening(e), loud[: len(e)], fps))
                 gen_mouth.append(e[:, MOUTH_INDEX])
                 gen_pose.append(p - p.mean(0))
                 m = min(len(e), n)
                 real_motion.append(pose[:m, :3])
                 gen_motion += [t[:m, :3] for t in takes]
+                real_fps.append(fps)
+                gen_fps += [fps] * len(takes)
                 calib += m / fps
     finally:
         gen.close()
     fps0 = sources[0]["fps"]
-    lead_real, lead_gen = _lead_frames(real_lead), _lead_frames(gen_lead)
+    lead_real, lead_gen = _lead_frames(real_lead, fps0), _lead_frames(gen_lead, fps0)
     shift_s = float(np.clip((lead_real - lead_gen) / fps0, -MAX_SHIFT_S, MAX_SHIFT_S))
     rm, gm = np.concatenate(real_mouth), np.concatenate(gen_mouth)
     r_lo, r_c, r_hi = np.percentile(rm, [5, 50, 95], axis=0)
@@ -451,13 +468,13 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
     scale = np.where(g_span > 1e-3, (r_hi - r_lo) / np.maximum(g_span, 1e-3), 1.0)
     rp, gp = np.concatenate(real_pose), np.concatenate(gen_pose)
     # head motion: typical (windowed median) motion, real vs generated on the same frames, shrunk toward 1
-    real_typ, gen_typ = typical_motion(real_motion, fps0), typical_motion(gen_motion, fps0)
+    real_typ, gen_typ = typical_motion(real_motion, real_fps), typical_motion(gen_motion, gen_fps)
     raw, w, rot_scale = shrunk_pose_scale(real_typ, gen_typ, calib)
     pose_scale = np.ones(rp.shape[1])
     pose_scale[:3] = rot_scale  # translation: not learned (see write_datasets), left as generated
 
-    def log_sd(tracks):  # how much the window stds wander (the noise POSE_PRIOR_S is set against)
-        x = np.concatenate([motion_windows(t, fps0) for t in tracks])
+    def log_sd(tracks, rates):  # how much the window stds wander (the noise POSE_PRIOR_S is set against)
+        x = np.concatenate([motion_windows(t, f) for t, f in zip(tracks, rates)])
         return np.log(np.maximum(x, 1e-6)).std(0).round(3).tolist()
 
     neutral = np.median(np.concatenate(quiet), axis=0)
@@ -473,7 +490,7 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
         "pose_motion": real_typ.round(5).tolist(), "generated_pose_motion": gen_typ.round(5).tolist(),
         "pose_ratio_raw": raw.round(4).tolist(), "pose_scale_weight": round(w, 4),
         "pose_scale": pose_scale.round(4).tolist(),
-        "pose_window_log_sd": {"real": log_sd(real_motion), "generated": log_sd(gen_motion)},
+        "pose_window_log_sd": {"real": log_sd(real_motion, real_fps), "generated": log_sd(gen_motion, gen_fps)},
         "pose_how": (f"pitch/yaw/roll: pose_motion = median over {POSE_WINDOW_S:g} s windows (half-overlapping, "
                      f"mean-removed) of the window std, real track vs {POSE_TAKES} generated takes on the same "
                      f"{calib:.1f} s; pose_scale = ratio ** w, w = T / (T + {POSE_PRIOR_S:g} s), clipped "
@@ -525,14 +542,15 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) 
     gens = {"default": load_generator(None, device="cpu"),
             "actor": ActorGenerator(ActorProfile(actor_dir, _draft_doc(actor_dir)), device="cpu")}
     res = {k: {"r": [], "plain": [], "takes": [[] for _ in range(takes)]} for k in gens}
-    real = []
-    frames = 0
+    real, rates = [], []
+    seconds = 0.0
     try:
         for fps, a, b, tr, clip in _spans(segs["holdout"], sources, tracks, audios):
             gap = fill_nan(lip_gap(tr.landmarks[a:b]))
             real_std = tr.pose[a:b, :3].std(0)
             real.append(tr.pose[a:b, :3])
-            frames += b - a
+            rates.append(fps)
+            seconds += (b - a) / fps
             for k, gen in gens.items():
                 e, p, ps = _generate_plain(gen, clip, fps, takes=takes)
                 res[k]["r"].append((best_lag_corr(mouth_opening(e), gap)[0], b - a))
@@ -543,9 +561,8 @@ def measure_fit(actor_dir: Path, sources, tracks, audios, segs, takes: int = 2) 
         for gen in gens.values():
             gen.close()
 
-    fps0 = sources[0]["fps"]
-    ratios = {k: [pose_ratio(t, real, fps0) for t in v["takes"]] for k, v in res.items()}
-    return {"holdout_seconds": round(frames / fps0, 1),
+    ratios = {k: [pose_ratio(t, real, rates) for t in v["takes"]] for k, v in res.items()}
+    return {"holdout_seconds": round(seconds, 1),
             "lipsync_r": {k: round(_wmean(v["r"]), 4) for k, v in res.items()},
             "pose_std_ratio": {k: round(float(np.mean([m for m, _ in v])), 4) for k, v in ratios.items()},
             "pose_std_ratio_axes": {k: np.mean([ax for _, ax in v], axis=0).round(4).tolist()
