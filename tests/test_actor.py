@@ -91,6 +91,10 @@ def test_show_says_what_the_profile_uses(learned, capsys):
     doc = json.loads((out / "actor.json").read_text())
     assert text.startswith("actor obama_actor: 8.0 s of footage") and f"uses: {doc['estimated']['selected']['candidate']}" in text
     assert "voice map weight" in text and "held-out" in text
+    sync = doc["estimated"]["voice_map"]["sync_s"]  # the recording's sync, read against the shipped map
+    assert list(sync) == ["obama3.mp4"] and abs(sync["obama3.mp4"]) <= 8 / 30 + 1e-6
+    assert f"obama3.mp4 {1000 * sync['obama3.mp4']:+.0f} ms" in text
+    assert doc["estimated"]["voice_map"]["all"]["shift_s"] == pytest.approx(sync["obama3.mp4"], abs=1e-4)
     assert main(["actor", "show", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == doc
 

@@ -198,13 +198,13 @@ def test_a_map_of_the_first_format_still_reads_its_own_phone_features(tmp_path):
 
     audio, gap = _voice(12.0, 5)
     phones = [("AA", 0.5, 0.9), ("M", 0.9, 1.0), ("IY", 1.0, 1.4), ("S", 3.0, 3.2), ("OW", 3.2, 3.8)]
-    assert FORMAT == 2 and n_phone_features(1) < n_phone_features(2)
+    assert FORMAT == 3 and n_phone_features(1) < n_phone_features(2) == n_phone_features(3)
     old = phone_features(phones, len(gap), FPS, fmt=1)
     assert old.shape == (len(gap), n_phone_features(1))
     new = phone_features(phones, len(gap), FPS)
     assert np.array_equal(new[:, :9], old[:, :9])  # the opening over +-4 frames is the same in both
     vm = VoiceMap.fit([(audio, FPS, gap, phones)])
-    assert vm.info["format"] == 2 and vm.info["articulator_frames"] == [-2, 0, 2]
+    assert vm.info["format"] == 3 and vm.info["articulator_frames"] == [-2, 0, 2] and vm.shift_s == 0.0
     xs = features(audio, len(gap), FPS)
     ph1 = Ridge.fit(np.concatenate([xs, old], axis=1), gap, lam=100.0)
     v1 = VoiceMap(vm.mel, ph1, {"format": 1, "mel": vm.mel.info, "phones": ph1.info})
@@ -218,3 +218,42 @@ def test_a_map_of_the_first_format_still_reads_its_own_phone_features(tmp_path):
     np.savez(tmp_path / "mixed.npz", **dict(arrays, info=np.array(json.dumps({**info, "format": 1}))))
     with pytest.raises(ValueError, match="phones_mu"):
         VoiceMap.load(tmp_path / "mixed.npz")
+
+
+def test_recordings_out_of_step_are_each_read_at_their_own_sync(tmp_path):
+    """Footage from two recordings whose picture is late on its sound by different amounts (a
+    camera's audio chain; the development footage ranges over +33 to +200 ms): each recording's
+    sync is read against a map of other footage, the map reads each at its own, so it learns one
+    shape instead of a blur of two, and a new line is read at their mean (shift_s, saved, checked)."""
+    from flowvq.actor.learn import sync_offset
+    from flowvq.evaluate.lipsync import lag_profile
+
+    r_audio, r_gap = _voice(20.0, 10)
+    ref = VoiceMap.fit([(r_audio, FPS, r_gap, None)])  # the reference: "other footage", in step
+    a_audio, a_gap = _voice(20.0, 11)
+    b_audio, b_gap = _voice(20.0, 12)
+    b_late = np.r_[np.full(6, np.nan), b_gap[:-6]]  # B's picture 6 frames (0.24 s) late on its sound
+    a, b = (a_audio, FPS, a_gap, None), (b_audio, FPS, b_late, None)
+    assert abs(sync_offset([a], ref)) <= 1 / FPS
+    assert abs(sync_offset([b], ref) + 6 / FPS) <= 1 / FPS  # < 0: their lips come after the sound
+
+    def shape(vm):  # how well a new line's course follows its lips at their best lag (+-8 frames)
+        audio, gap = _voice(12.0, 13)
+        return max(lag_profile(vm.predict(audio, len(gap), FPS), gap, 8).values())
+
+    blurred = VoiceMap.fit([a, b])
+    synced = VoiceMap.fit([(*a, sync_offset([a], ref)), (*b, sync_offset([b], ref))])
+    assert shape(synced) > shape(blurred) + 0.05, (shape(synced), shape(blurred))
+    assert blurred.shift_s == 0.0 and abs(synced.shift_s - (sync_offset([a], ref) + sync_offset([b], ref)) / 2) < 1e-3
+    synced.save(tmp_path / "v3.npz")
+    back = VoiceMap.load(tmp_path / "v3.npz")
+    audio, gap = _voice(5.0, 14)
+    assert back.shift_s == synced.shift_s and np.allclose(back.predict(audio, len(gap), FPS),
+                                                           synced.predict(audio, len(gap), FPS))
+    with np.load(tmp_path / "v3.npz") as z:
+        arrays = dict(z)
+    info = json.loads(str(arrays["info"]))
+    for bad in (2.0, "late", None):
+        np.savez(tmp_path / "bad.npz", **dict(arrays, info=np.array(json.dumps({**info, "shift_s": bad}))))
+        with pytest.raises(ValueError, match="shift_s"):
+            VoiceMap.load(tmp_path / "bad.npz")

@@ -47,6 +47,7 @@ from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE
 from ..generate.voicemap import VoiceMap, heard
 
 MIN_SECONDS = 8.0
+SYNC_MAX_LAG = 8  # frames searched either side for a recording's sync (sync_offset)
 SAMPLE_RATE = 16000
 MAX_MULTI_FACE = 0.25  # share of frames with a second face that refuses the footage
 MIN_FACE = 0.5  # share of frames with a face needed
@@ -515,6 +516,51 @@ def voice_pairs(part, sources, tracks, audios, recogniser) -> list[tuple]:
     return pairs
 
 
+def sync_offset(pairs, reference, max_lag: int = SYNC_MAX_LAG) -> float:
+    """Seconds their lips lead their sound in one recording's voice pairs (all at one frame rate), as a
+    map of other speakers hears it: the lag (+-max_lag frames) of the best frame-weighted correlation
+    of `reference`'s course with the lip gap. Recordings are out of step by different amounts (the
+    development footage: +33 to +200 ms); 0 when nothing can be read (too short, no movement)."""
+    from ..evaluate.lipsync import lag_profile
+    from ..evaluate.mouth import fill_nan
+
+    total, fps = {}, None
+    for audio, fps, gap, phones, *_ in pairs:
+        n = min(len(gap), int(len(audio) / SAMPLE_RATE * fps))
+        g = fill_nan(np.asarray(gap[:n], np.float64)) if np.isfinite(gap[:n]).any() else np.zeros(n)
+        if n < 4 * max_lag or g.std() < 1e-9:
+            continue
+        course = reference.predict(audio, n, fps, phones)
+        for lag, r in lag_profile(course, g, max_lag).items():
+            total[lag] = total.get(lag, 0.0) + n * (r if np.isfinite(r) else 0.0)
+    if not total:
+        return 0.0
+    return float(max(total, key=total.get) / fps)
+
+
+SYNC_HOW = (f"per recording: the lag (+-{SYNC_MAX_LAG} frames) at which the shipped voice map's course of its sound "
+            "best follows its lips (frame-weighted correlation over its segments), in seconds (> 0: the lips lead); "
+            "the map reads each recording's sound that much later, a new line at their frame-weighted mean (shift_s)")
+
+
+def shipped_voice_map():
+    """The shipped voice map (the reference a recording's sync is read against), or None when absent."""
+    from ..generate.pipeline import DEFAULT_VOICE
+
+    return VoiceMap.load(DEFAULT_VOICE) if DEFAULT_VOICE.is_file() else None
+
+
+def synced_pairs(part, pairs, sources, reference) -> tuple[list[tuple], dict]:
+    """A part's voice pairs, each with its recording's sync_offset (read over that recording's pairs
+    of the part) as a fifth item -> (pairs, {video file: offset s})."""
+    offsets = {}
+    for k in sorted({s["video"] for s in part}):
+        mine = [p for s, p in zip(part, pairs) if s["video"] == k]
+        offsets[k] = sync_offset(mine, reference) if reference is not None else 0.0
+    return ([(*p, offsets[s["video"]]) for s, p in zip(part, pairs)],
+            {sources[k]["file"]: round(v, 4) for k, v in offsets.items()})
+
+
 def _spans(part, sources, tracks, audios):
     """Each segment of a part -> (fps, first frame, end frame, its track, its audio)."""
     for s in part:
@@ -624,13 +670,14 @@ def voice_weights_scored(sources, tracks, audios, segs, takes: int = SELECT_TAKE
     from ..generate import Generator, load_generator
     from ..generate.voicemap import apply_voice, out_of_fold
 
-    spans = list(_spans(segs["train"] + segs["holdout"], sources, tracks, audios))
+    part = segs["train"] + segs["holdout"]
+    spans = list(_spans(part, sources, tracks, audios))
     # w 0: the default product (with the shipped voice map); w > 0: their map replaces the shipped one.
     # One model and one recogniser: each line is recognised once, for the map and for both generators.
     product = load_generator(None, device="cpu")
     plain = Generator(product.model, product.meta, product.path, "cpu", recogniser=product.recogniser)
-    pairs = voice_pairs(segs["train"] + segs["holdout"], sources, tracks, audios, product.recogniser)
-    courses = out_of_fold(pairs)
+    pairs = voice_pairs(part, sources, tracks, audios, product.recogniser)
+    courses = out_of_fold(synced_pairs(part, pairs, sources, product.voice)[0])  # as the voice stage fits
     scores = {w: [] for w in VOICE_WEIGHTS}
     lo, hi = plain.model.exp_lo.float().cpu().numpy(), plain.model.exp_hi.float().cpu().numpy()
     try:
@@ -918,9 +965,14 @@ def learn(videos, out, holdout: float = 0.2, steps: int = 200, lr: float = 1e-4,
         try:
             train = voice_pairs(segs["train"], sources, tracks, audios, rec)
             held = voice_pairs(segs["holdout"], sources, tracks, audios, rec)
-            VoiceMap.fit(train).save(out / VOICE_TRAIN)
-            VoiceMap.fit(train + held).save(out / VOICE_MAP)
-            note = {"train": VoiceMap.load(out / VOICE_TRAIN).info, "all": VoiceMap.load(out / VOICE_MAP).info}
+            # each recording read at its own sync: the training part's for the map the tail judges
+            ref = shipped_voice_map()
+            train_s, sync_train = synced_pairs(segs["train"], train, sources, ref)
+            all_s, sync = synced_pairs(segs["train"] + segs["holdout"], train + held, sources, ref)
+            VoiceMap.fit(train_s).save(out / VOICE_TRAIN)
+            VoiceMap.fit(all_s).save(out / VOICE_MAP)
+            note = {"train": VoiceMap.load(out / VOICE_TRAIN).info, "all": VoiceMap.load(out / VOICE_MAP).info,
+                    "sync_s": sync, "sync_s_train": sync_train, "sync_how": SYNC_HOW}
         except ValueError as e:  # too little of their speech: the profile goes without one, and says so
             (out / VOICE_TRAIN).unlink(missing_ok=True)
             (out / VOICE_MAP).unlink(missing_ok=True)

@@ -38,7 +38,7 @@ from flowvq_shared.channels import CHANNEL_INDEX, SPEECH_ARTICULATORS
 
 from .opening import mouth_opening
 
-FORMAT = 2
+FORMAT = 3
 INDEX = np.array([CHANNEL_INDEX[n] for n in SPEECH_ARTICULATORS])  # phone guidance's channels
 MEL_RATE = 80.0  # log-mel frames per second (hop 200 at 16 kHz)
 CONTEXT = (-12, 16, 2)  # mel frames around a video frame: start, stop, step (-0.15 s .. +0.19 s)
@@ -48,7 +48,7 @@ N_FEATURES = len(range(*CONTEXT)) * (BANDS + 1)
 PHONE_CONTEXT = (-4, 5)  # video frames of the phones' opening around a frame
 # video frames at which the phones' articulators are read, per map format: format 2 reads them either
 # side too (their course, not one frame: left-out r 0.587 -> 0.596, unseen course median 0.43 -> 0.47)
-ARTICULATOR_FRAMES = {1: (0,), 2: (-2, 0, 2)}
+ARTICULATOR_FRAMES = {1: (0,), 2: (-2, 0, 2), 3: (-2, 0, 2)}  # format 3: + shift_s (the sound's sync)
 
 
 def n_phone_features(fmt: int = FORMAT) -> int:
@@ -62,10 +62,12 @@ LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)  # ridge strengths tried by cross-valid
 SOUND_SCALES = (1.0, 2.0, 3.0, 5.0, 10.0)
 FOLDS = 5
 MIN_FRAMES = 100  # a map needs a few seconds of their speech
+MAX_SYNC_S = 0.5  # a recording's sound is read at most this far from its picture (sync_offset searches +-8 frames)
 
 
-def features(audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
-    """16 kHz audio -> (n_frames, N_FEATURES) windows of normalised log-mel bands + loudness."""
+def features(audio: np.ndarray, n_frames: int, fps: float, shift_s: float = 0.0) -> np.ndarray:
+    """16 kHz audio -> (n_frames, N_FEATURES) windows of normalised log-mel bands + loudness; `shift_s`:
+    the windows sit that much later in the sound (a recording whose lips lead its sound by shift_s)."""
     import torch
 
     from ..fcg.features import LogMel
@@ -74,17 +76,19 @@ def features(audio: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
         mel = LogMel()(torch.from_numpy(np.asarray(audio, np.float32))).numpy().astype(np.float64)
     mel = (mel - mel.mean(0)) / (mel.std(0) + 1e-5)  # per line: the recording's colour and level cancel
     m = np.concatenate([mel.reshape(len(mel), BANDS, -1).mean(-1), mel.mean(1, keepdims=True)], axis=1)
-    centre = np.round(np.arange(n_frames) / fps * MEL_RATE).astype(int)
+    centre = np.round((np.arange(n_frames) / fps + shift_s) * MEL_RATE).astype(int)
     idx = np.clip(centre[:, None] + np.arange(*CONTEXT)[None, :], 0, len(m) - 1)
     return m[idx].reshape(n_frames, -1)
 
 
-def phone_features(phones, n_frames: int, fps: float, fmt: int = FORMAT) -> np.ndarray:
+def phone_features(phones, n_frames: int, fps: float, fmt: int = FORMAT, shift_s: float = 0.0) -> np.ndarray:
     """The recognised phones -> (n_frames, n_phone_features(fmt)): the corpus's coarticulated mouth for
     them (phone guidance's curves): its opening over +-4 frames and its articulators at the format's
-    frames. Zeros without speech."""
+    frames. Zeros without speech. `shift_s`: as features(), the phones are read that much later."""
     from .guidance import phone_mouth
 
+    if phones and shift_s:
+        phones = [(ph, a - shift_s, b - shift_s) for ph, a, b in phones]
     mouth = phone_mouth(phones, n_frames, fps) if phones else None
     if mouth is None:
         return np.zeros((n_frames, n_phone_features(fmt)))
@@ -201,16 +205,18 @@ class Ridge:
 
 def _design(pairs) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[int]]:
     """pairs -> every frame's sound features, sound + phone features (None unless every pair has
-    phones), lip gap (NaN: no face) and each pair's frame count; computed once per fit."""
+    phones), lip gap (NaN: no face) and each pair's frame count; computed once per fit. A pair's
+    optional fifth item is its recording's sync (shift_s, see features())."""
     with_phones = all(p[3] for p in pairs)
     xs, xps, gs, sizes = [], [], [], []
-    for audio, fps, gap, phones in pairs:
+    for audio, fps, gap, phones, *sync in pairs:
+        shift = float(sync[0]) if sync else 0.0
         gap = np.asarray(gap, np.float64)
         n = min(len(gap), int(len(audio) / 16000 * fps))
-        x = features(audio, n, fps)
+        x = features(audio, n, fps, shift)
         xs.append(x)
         if with_phones:
-            xps.append(np.concatenate([x, phone_features(phones, n, fps)], axis=1))
+            xps.append(np.concatenate([x, phone_features(phones, n, fps, shift_s=shift)], axis=1))
         gs.append(gap[:n])
         sizes.append(n)
     return np.concatenate(xs), (np.concatenate(xps) if with_phones else None), np.concatenate(gs), sizes
@@ -229,26 +235,37 @@ class VoiceMap:
         an actor's map: 0, their profile chooses)."""
         return float(self.info.get("weight", 0.0))
 
+    @property
+    def shift_s(self) -> float:
+        """How much later in a new line's sound the map reads each frame (their footage's sync, see
+        features(); 0 for the shipped map and maps before format 3)."""
+        return float(self.info.get("shift_s", 0.0))
+
     @classmethod
     def fit(cls, pairs, by_speaker: bool = False) -> "VoiceMap":
-        """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None)] -> the map
-        (ridge strengths by cross-validation; `by_speaker`: each pair is another speaker, one fold each,
-        for a map that must reach speakers it never heard). The phones' map only when every pair has phones."""
+        """pairs: [(audio 16 kHz, fps, lip gap (T,) with NaN where no face, phones or None[, sync s])] ->
+        the map (ridge strengths by cross-validation; `by_speaker`: each pair is another speaker, one fold
+        each, for a map that must reach speakers it never heard). The phones' map only when every pair has
+        phones. Each pair is read at its recording's sync (default 0); a new line at their frame-weighted
+        mean (`shift_s`), so recordings whose sound and picture are out of step by different amounts
+        teach one shape instead of a blur."""
         x, xp, g, sizes = _design(pairs)
         ok = np.isfinite(g)
         groups = np.repeat(np.arange(len(sizes)), sizes)[ok] if by_speaker and len(sizes) >= 2 else None
         mel = Ridge.fit(x[ok], g[ok], groups=groups)
         ph = Ridge.fit(xp[ok], g[ok], groups=groups, sound=N_FEATURES) if xp is not None else None
+        shift = float(np.average([float(p[4]) if len(p) > 4 else 0.0 for p in pairs], weights=sizes))
         return cls(mel, ph, {"format": FORMAT, "articulator_frames": list(ARTICULATOR_FRAMES[FORMAT]),
-                             "mel": mel.info, "phones": ph.info if ph else None})
+                             "shift_s": round(shift, 4), "mel": mel.info, "phones": ph.info if ph else None})
 
     def predict(self, audio: np.ndarray, n_frames: int, fps: float, phones=None) -> np.ndarray:
         """16 kHz audio (+ its phones, [(phone, start s, end s)]) -> (n_frames,) the course of their lip
         opening, standardised (their footage's scale)."""
-        x = features(audio, n_frames, fps)
+        x = features(audio, n_frames, fps, self.shift_s)
         if self.phones is not None and phones:
             fmt = int(self.info.get("format", FORMAT))  # a map made by an older flowvq keeps its features
-            return self.phones.course(np.concatenate([x, phone_features(phones, n_frames, fps, fmt)], axis=1))
+            return self.phones.course(np.concatenate(
+                [x, phone_features(phones, n_frames, fps, fmt, self.shift_s)], axis=1))
         return self.mel.course(x)
 
     def save(self, path: Path) -> None:
@@ -263,13 +280,18 @@ class VoiceMap:
     @classmethod
     def load(cls, path: Path) -> "VoiceMap":
         """Strict: a format this code reads (1: an actor profile learned before 2026-12-02, its phones'
-        articulators at one frame), the shapes it makes, finite numbers (ValueError says which)."""
+        articulators at one frame; 2: no shift_s, read at 0), the shapes it makes, finite numbers
+        (ValueError says which)."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))
                 if not isinstance(info, dict) or info.get("format") not in ARTICULATOR_FRAMES:
                     raise ValueError(f"format {info.get('format') if isinstance(info, dict) else None!r}; "
                                      f"this flowvq reads formats {sorted(ARTICULATOR_FRAMES)}")
+                if info["format"] >= 3:  # the sync it reads a line at: a number of seconds, within the lag searched
+                    shift = info.get("shift_s")
+                    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not abs(shift) <= MAX_SYNC_S:
+                        raise ValueError(f"shift_s must be a number of seconds within +-{MAX_SYNC_S:g}, got {shift!r}")
                 mel = Ridge.from_arrays(z, "mel", N_FEATURES, info.get("mel") or {}, str(path))
                 ph = None
                 if info.get("phones") is not None:
