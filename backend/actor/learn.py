@@ -520,7 +520,7 @@ def sync_offset(pairs, reference, max_lag: int = SYNC_MAX_LAG) -> float:
     """Seconds their lips lead their sound in one recording's voice pairs (all at one frame rate), as a
     map of other speakers hears it: the lag (+-max_lag frames) of the best frame-weighted correlation
     of `reference`'s course with the lip gap. Recordings are out of step by different amounts (the
-    development footage: +33 to +200 ms); 0 when nothing can be read (too short, no movement)."""
+    development footage: -67 to +200 ms); 0 when nothing can be read (too short, no movement)."""
     from ..evaluate.lipsync import lag_profile
     from ..evaluate.mouth import fill_nan
 
