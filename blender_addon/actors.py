@@ -70,10 +70,12 @@ def is_video(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
 
 
-def learn_command(python: str, video: str, actor_dir: str, mouth_bank: bool = True) -> list[str]:
-    """The same `flowvq` the local backend runs (`python -m flowvq`), quiet: errors only; without the
-    mouth bank the profile is a few MB to share (dubs then take the mouth from the shot)."""
-    return [python, "-m", "flowvq", "actor", "learn", video, "-o", actor_dir, "-q"] + (
+def learn_command(python: str, videos, actor_dir: str, mouth_bank: bool = True) -> list[str]:
+    """The same `flowvq` the local backend runs (`python -m flowvq`), quiet: errors only; `videos`: one
+    path or several (one person's recordings); without the mouth bank the profile is a few MB to share
+    (dubs then take the mouth from the shot)."""
+    videos = [videos] if isinstance(videos, str) else list(videos)
+    return [python, "-m", "flowvq", "actor", "learn", *videos, "-o", actor_dir, "-q"] + (
         [] if mouth_bank else ["--no-mouth-bank"])
 
 

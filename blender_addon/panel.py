@@ -116,14 +116,15 @@ class FLOWVQ_PT_actors(_FlowVQPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from .ops_actors import movie_strip
+        from .ops_actors import movie_strips
 
         s = context.scene.flowvq
         layout = self.layout
         layout.prop(s, "learn_name")
-        strip = movie_strip(context.scene)
-        if strip is not None and not s.learn_video:
-            layout.label(text=f"Footage: movie strip '{strip.name}'", icon="SEQUENCE")
+        strips = movie_strips(context.scene)
+        if strips and not s.learn_video:
+            names = ", ".join(f"'{st.name}'" for st in strips)
+            layout.label(text=f"Footage: movie strip{'s' if len(strips) > 1 else ''} {names}", icon="SEQUENCE")
         layout.prop(s, "learn_video")
         layout.prop(s, "learn_mouth_bank")
         layout.operator("flowvq.learn_actor", icon="USER")

@@ -1042,6 +1042,34 @@ def test_learn_actor_refusals(bpy, tmp_path):
     finally:
         se.strips.remove(strip)
         se.active_strip = active
+    # several selected movie strips: one person's recordings, learned together (in timeline order,
+    # each file once); a selected strip whose file is gone is named before anything runs
+    ops_actors = sys.modules[ADDON + ".ops_actors"]
+    later = se.strips.new_movie("interview", str(VIDEOS / "theresa_may_5s.mp4"), 3, 200)
+    first = se.strips.new_movie("screen_test", str(VIDEOS / "videoretalking_face4_woman_bluebg_7s.mp4"), 4, 1)
+    again = se.strips.new_movie("interview_cut", str(VIDEOS / "theresa_may_5s.mp4"), 5, 400)
+    gone = tmp_path / "gone.mp4"
+    shutil.copy(VIDEOS / "theresa_may_5s.mp4", gone)
+    missing = se.strips.new_movie("lost", str(gone), 6, 600)
+    try:
+        for st in se.strips_all:
+            st.select = st in (later, first, again)
+        se.active_strip = later
+        assert [st.name for st in ops_actors.movie_strips(scene)] == ["screen_test", "interview", "interview_cut"]
+        assert ops_actors.videos_of(scene, "") == [str(VIDEOS / "videoretalking_face4_woman_bluebg_7s.mp4"),
+                                                   str(VIDEOS / "theresa_may_5s.mp4")]
+        first.select = again.select = False  # one selected: the active strip, as before
+        assert ops_actors.movie_strips(scene) == [later]
+        gone.unlink()
+        for st in (later, missing):
+            st.select = True
+        msg = report_error(bpy, lambda: bpy.ops.flowvq.learn_actor(blocking=True))
+        assert "movie strip 'lost' points to a missing file" in msg, msg
+        assert not (tmp_path / "actors" / "carla").exists()  # nothing ran
+    finally:
+        for st in (later, first, again, missing):
+            se.strips.remove(st)
+        se.active_strip = active
     st = bpy.context.window_manager.flowvq_status
     assert not st.busy and not sys.modules[ADDON + ".tasks"].TASKS
 

@@ -275,6 +275,8 @@ def test_actor_name_learn_command_stage_and_error(tmp_path):
     assert actors.learn_command("py", "v.mp4", "/a/anna") == \
         ["py", "-m", "flowvq", "actor", "learn", "v.mp4", "-o", "/a/anna", "-q"]
     assert actors.learn_command("py", "v.mp4", "/a/anna", mouth_bank=False)[-1] == "--no-mouth-bank"
+    assert actors.learn_command("py", ["a.mp4", "b.mov"], "/a/anna") == \
+        ["py", "-m", "flowvq", "actor", "learn", "a.mp4", "b.mov", "-o", "/a/anna", "-q"]  # one person's recordings
     d = tmp_path / "anna"
     assert actors.learn_stage(str(d)) == ("track", 0.0)
     (d / "work").mkdir(parents=True)

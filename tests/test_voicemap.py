@@ -225,7 +225,7 @@ def test_recordings_out_of_step_are_each_read_at_their_own_sync(tmp_path):
     camera's audio chain; the development footage ranges over +33 to +200 ms): each recording's
     sync is read against a map of other footage, the map reads each at its own, so it learns one
     shape instead of a blur of two, and a new line is read at their mean (shift_s, saved, checked)."""
-    from flowvq.actor.learn import sync_offset
+    from flowvq.actor.learn import sync_offset, synced_pairs
     from flowvq.evaluate.lipsync import lag_profile
 
     r_audio, r_gap = _voice(20.0, 10)
@@ -241,6 +241,10 @@ def test_recordings_out_of_step_are_each_read_at_their_own_sync(tmp_path):
         audio, gap = _voice(12.0, 13)
         return max(lag_profile(vm.predict(audio, len(gap), FPS), gap, 8).values())
 
+    # the learn's bookkeeping: each recording's own figure, by file (two files may share a name)
+    pairs, sync = synced_pairs([{"video": 0}, {"video": 1}], [a, b], [{"file": "take.mp4"}, {"file": "take.mp4"}], ref)
+    assert [p[4] for p in pairs] == [sync_offset([a], ref), sync_offset([b], ref)]
+    assert list(sync) == ["take.mp4 (video 1)", "take.mp4 (video 2)"]
     blurred = VoiceMap.fit([a, b])
     synced = VoiceMap.fit([(*a, sync_offset([a], ref)), (*b, sync_offset([b], ref))])
     assert shape(synced) > shape(blurred) + 0.05, (shape(synced), shape(blurred))

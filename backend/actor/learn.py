@@ -557,8 +557,10 @@ def synced_pairs(part, pairs, sources, reference) -> tuple[list[tuple], dict]:
     for k in sorted({s["video"] for s in part}):
         mine = [p for s, p in zip(part, pairs) if s["video"] == k]
         offsets[k] = sync_offset(mine, reference) if reference is not None else 0.0
+    names = [src["file"] for src in sources]  # two recordings may share a file name (other folders)
+    names = [f"{n} (video {k + 1})" if names.count(n) > 1 else n for k, n in enumerate(names)]
     return ([(*p, offsets[s["video"]]) for s, p in zip(part, pairs)],
-            {sources[k]["file"]: round(v, 4) for k, v in offsets.items()})
+            {names[k]: round(v, 4) for k, v in offsets.items()})
 
 
 def _spans(part, sources, tracks, audios):
