@@ -241,6 +241,13 @@ def test_recordings_out_of_step_are_each_read_at_their_own_sync(tmp_path):
         audio, gap = _voice(12.0, 13)
         return max(lag_profile(vm.predict(audio, len(gap), FPS), gap, 8).values())
 
+    # 12.5 fps footage whose picture is 0.56 s late: +-8 frames (0.64 s) would find it, past what a map
+    # may read (MAX_SYNC_S = 0.5); the search stops at 0.48 s and the map it makes loads
+    slow = (b_audio, FPS / 2, np.r_[np.full(7, np.nan), b_gap[::2][:-7]], None)
+    s_slow = sync_offset([slow], ref)
+    assert abs(s_slow) <= 0.5, s_slow
+    VoiceMap.fit([(*slow, s_slow)]).save(tmp_path / "slow.npz")
+    assert VoiceMap.load(tmp_path / "slow.npz").shift_s == pytest.approx(s_slow, abs=1e-4)
     # the learn's bookkeeping: each recording's own figure, by file (two files may share a name)
     pairs, sync = synced_pairs([{"video": 0}, {"video": 1}], [a, b], [{"file": "take.mp4"}, {"file": "take.mp4"}], ref)
     assert [p[4] for p in pairs] == [sync_offset([a], ref), sync_offset([b], ref)]

@@ -524,14 +524,17 @@ def sync_offset(pairs, reference, max_lag: int = SYNC_MAX_LAG) -> float:
     from ..evaluate.lipsync import lag_profile
     from ..evaluate.mouth import fill_nan
 
+    from ..generate.voicemap import MAX_SYNC_S
+
     total, fps = {}, None
     for audio, fps, gap, phones, *_ in pairs:
+        lags = max(1, min(max_lag, int(MAX_SYNC_S * fps)))  # a slow video: no further than a map reads
         n = min(len(gap), int(len(audio) / SAMPLE_RATE * fps))
         g = fill_nan(np.asarray(gap[:n], np.float64)) if np.isfinite(gap[:n]).any() else np.zeros(n)
-        if n < 4 * max_lag or g.std() < 1e-9:
+        if n < 4 * lags or g.std() < 1e-9:
             continue
         course = reference.predict(audio, n, fps, phones)
-        for lag, r in lag_profile(course, g, max_lag).items():
+        for lag, r in lag_profile(course, g, lags).items():
             total[lag] = total.get(lag, 0.0) + n * (r if np.isfinite(r) else 0.0)
     if not total:
         return 0.0
