@@ -55,12 +55,13 @@ def videos_of(scene, filepath: str) -> list[str]:
     if not strips:
         raise UserError("no movie strip: select the footage's movie strip(s) in the Video "
                         "Sequencer, or pick a video file")
-    paths = []
+    paths, seen = [], set()
     for strip in strips:
         path = bpy.path.abspath(strip.filepath)
         if not os.path.isfile(path):
             raise UserError(f"movie strip '{strip.name}' points to a missing file {path}")
-        if os.path.realpath(path) not in {os.path.realpath(q) for q in paths}:
+        if os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
             paths.append(path)
     return paths
 

@@ -86,7 +86,8 @@ def summary(doc: dict) -> list[str]:
                      + ", ".join(f"{k} {v}" for k, v in vw.items()))
     elif selection.get("voice_note"):
         lines.append(selection["voice_note"])
-    sync, shift = (est.get("voice_map") or {}).get("sync_s"), ((est.get("voice_map") or {}).get("all") or {}).get("shift_s")
+    voice = est.get("voice_map") or {}
+    sync, shift = voice.get("sync_s"), (voice.get("all") or {}).get("shift_s")
     if sync:  # their recordings' sound vs picture: each read at its own, a new line at the mean
         lines.append("sync, lips ahead of the sound (each recording read at its own): "
                      + ", ".join(f"{f} {1000 * v:+.0f} ms" for f, v in sync.items())

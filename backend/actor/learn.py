@@ -44,7 +44,7 @@ from ..errors import BadAudio, BadRequest, NoFace
 from ..files import sha256_file as _sha256, write_json as _write_json
 from .profile import FORMAT, KIND, MOUTH_CHANNELS, MOUTH_INDEX, POSE_SCALE_RANGE, SCALE_RANGE, \
     MAX_SHIFT_S, ActorProfile, safe_id
-from ..generate.voicemap import VoiceMap, heard
+from ..generate.voicemap import MAX_SYNC_S, VoiceMap, heard
 
 MIN_SECONDS = 8.0
 SYNC_MAX_LAG = 8  # frames searched either side for a recording's sync (sync_offset)
@@ -345,15 +345,15 @@ def _finetune(train_dir, holdout_dir, out, steps, lr, batch, l2, eval_every, pat
 # ---- estimates --------------------------------------------------------------------------------
 
 def _lead_frames(curves: list[tuple], fps: float, max_lag: int = 8) -> int:
-    """Frames at `fps` the mouth curve runs ahead of the loudness (summed correlation profile over
-    clips); curves: (mouth, loudness) or (mouth, loudness, their fps): footage at another rate is
-    resampled to `fps` first (a frame of lag is then the same time in every clip)."""
+    """Frames at `fps` the mouth curve runs ahead of another (the loudness; a voice map's course),
+    from the summed correlation profile over clips; curves: (mouth, other, their fps): footage at
+    another rate is resampled to `fps` first (a frame of lag is then the same time in every clip)."""
     from ..evaluate.lipsync import lag_profile
 
     total = {}
-    for mouth, loud, *rate in curves:
-        if rate and abs(rate[0] - fps) > 1e-6:
-            mouth, loud = _resample(mouth, rate[0], fps), _resample(loud, rate[0], fps)
+    for mouth, loud, rate in curves:
+        if abs(rate - fps) > 1e-6:
+            mouth, loud = _resample(mouth, rate, fps), _resample(loud, rate, fps)
         if len(mouth) < 4 * max_lag or np.std(mouth) < 1e-9 or np.std(loud) < 1e-9:
             continue
         for lag, r in lag_profile(mouth, loud, max_lag).items():
@@ -521,24 +521,18 @@ def sync_offset(pairs, reference, max_lag: int = SYNC_MAX_LAG) -> float:
     map of other speakers hears it: the lag (+-max_lag frames) of the best frame-weighted correlation
     of `reference`'s course with the lip gap. Recordings are out of step by different amounts (the
     development footage: -67 to +200 ms); 0 when nothing can be read (too short, no movement)."""
-    from ..evaluate.lipsync import lag_profile
     from ..evaluate.mouth import fill_nan
 
-    from ..generate.voicemap import MAX_SYNC_S
-
-    total, fps = {}, None
-    for audio, fps, gap, phones, *_ in pairs:
-        lags = max(1, min(max_lag, int(MAX_SYNC_S * fps)))  # a slow video: no further than a map reads
-        n = min(len(gap), int(len(audio) / SAMPLE_RATE * fps))
-        g = fill_nan(np.asarray(gap[:n], np.float64)) if np.isfinite(gap[:n]).any() else np.zeros(n)
-        if n < 4 * lags or g.std() < 1e-9:
-            continue
-        course = reference.predict(audio, n, fps, phones)
-        for lag, r in lag_profile(course, g, lags).items():
-            total[lag] = total.get(lag, 0.0) + n * (r if np.isfinite(r) else 0.0)
-    if not total:
+    if not pairs:
         return 0.0
-    return float(max(total, key=total.get) / fps)
+    fps = pairs[0][1]
+    lags = max(1, min(max_lag, int(MAX_SYNC_S * fps)))  # a slow video: no further than a map reads
+    curves = []
+    for audio, _, gap, phones, *_ in pairs:
+        n = min(len(gap), int(len(audio) / SAMPLE_RATE * fps))
+        if np.isfinite(gap[:n]).any():
+            curves.append((fill_nan(np.asarray(gap[:n], np.float64)), reference.predict(audio, n, fps, phones), fps))
+    return _lead_frames(curves, fps, lags) / fps
 
 
 SYNC_HOW = (f"per recording: the lag (+-{SYNC_MAX_LAG} frames) at which the shipped voice map's course of its sound "
