@@ -247,6 +247,44 @@ def test_a_finished_learn_resumes_into_a_profile_without_the_mouth_bank(learned,
     assert "mouth bank" in capsys.readouterr().out.splitlines()[-1]
 
 
+def test_sync_sets_where_new_lines_are_read(learned, tmp_path, capsys):
+    """`flowvq actor sync`: a profile's takes read a new line at its footage's sync, the standard timing (0)
+    or a time given; the course moves by exactly that, a running backend reloads it, bad values are refused."""
+    from flowvq import jobs
+    from flowvq.actor import ActorProfile
+
+    out, wav = learned
+    copy = tmp_path / "synced"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("work"))
+    doc = json.loads((copy / "actor.json").read_text())
+    learned_shift = doc["estimated"]["voice_map"]["all"]["shift_s"]
+    refused = {**doc, "estimated": {**doc["estimated"], "selected": {**doc["estimated"]["selected"], "voice_weight": 0.0}}}
+    (copy / "actor.json").write_text(json.dumps(refused))  # a profile that uses no map has no sync to set
+    _refused(["actor", "sync", str(copy), "standard"], capsys, "uses no voice map")
+    doc["estimated"]["selected"] = {"candidate": "default + voice 1", "model": "default", "lead_shift": False,
+                                    "mouth_scale_power": 0.0, "voice_weight": 1.0}
+    (copy / "actor.json").write_text(json.dumps(doc))
+    a, sr = sf.read(wav, dtype="float32")
+    line = a[2 * sr: 8 * sr]
+    models = jobs.Models()
+    courses = {}
+    for choice, shift in (("footage", learned_shift), ("+120", 0.12), ("standard", 0.0)):
+        assert main(["actor", "sync", str(copy), choice]) == 0
+        said = capsys.readouterr().out
+        assert f"a new line at {1000 * shift:+.0f} ms" in said, said
+        gen = models.actor_generator(copy)  # reloaded: actor.json changed
+        assert gen.voice.shift_s == pytest.approx(shift, abs=1e-4)
+        courses[choice] = gen.voice.predict(line, 150, 25.0)  # the sound's map: the same phones either way
+    assert ActorProfile.load(copy).estimated["voice_map"]["new_line"] == {"sync": "standard", "shift_s": 0.0,
+                                                                         "learned_shift_s": learned_shift}
+    # 120 ms later in the sound is 3 frames at 25 fps: the course is the standard one moved 3 frames earlier
+    assert np.allclose(courses["+120"][20:-20], courses["standard"][23:-17], atol=1e-6)
+    models.close()
+    for bad in ("900", "soon"):
+        _refused(["actor", "sync", str(copy), bad], capsys, "give footage, standard or milliseconds")
+    assert main(["actor", "show", str(copy)]) == 0 and "(standard timing)" in capsys.readouterr().out
+
+
 def test_two_faces_are_refused(tmp_path, capsys):
     import subprocess
 

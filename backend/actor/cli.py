@@ -1,4 +1,4 @@
-"""`flowvq actor learn VIDEO... -o ACTOR_DIR` and `flowvq actor show ACTOR_DIR`."""
+"""`flowvq actor learn VIDEO... -o ACTOR_DIR`, `show`, `bank` and `sync` (where new lines are read)."""
 from __future__ import annotations
 
 import json
@@ -36,6 +36,14 @@ def register(sub) -> None:
     show.add_argument("actor_dir")
     show.add_argument("--json", action="store_true", help="print the whole actor.json instead")
     show.set_defaults(func=_cmd_show)
+    sync = asub.add_parser("sync", help="where a profile's takes read a new line's sound: its footage's sync, the "
+                                        "standard timing, or milliseconds")
+    sync.add_argument("actor_dir", metavar="ACTOR_DIR")
+    sync.add_argument("sync", nargs="?", metavar="SYNC",
+                      help="footage (their recordings' mean sync, as learned), standard (the shipped map's timing: "
+                           "for dialogue in sync where the footage was not) or milliseconds the lips lead, e.g. +120; "
+                           "without it: print the sync in use")
+    sync.set_defaults(func=_cmd_sync)
     a.set_defaults(func=lambda args: (a.print_help(), 2)[1])
 
 
@@ -69,6 +77,29 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _cmd_sync(args) -> int:
+    from .profile import ActorProfile, set_new_line_sync
+
+    if args.sync is not None:
+        set_new_line_sync(args.actor_dir, args.sync)
+    line = sync_line(ActorProfile.load(args.actor_dir).doc)
+    print(line or "this profile uses no voice map: its takes keep the default model's timing")
+    return 0
+
+
+def sync_line(doc: dict) -> str | None:
+    """Their recordings' sync and where a new line is read (None: the profile reads no sync)."""
+    voice = doc.get("estimated", {}).get("voice_map") or {}
+    sync, chosen = voice.get("sync_s"), voice.get("new_line") or {}
+    if not sync:
+        return None
+    shift = chosen.get("shift_s", (voice.get("all") or {}).get("shift_s"))
+    how = {"standard": " (standard timing)", "set": " (set by hand)"}.get(chosen.get("sync"), "")
+    return ("sync, lips ahead of the sound (each recording read at its own): "
+            + ", ".join(f"{f} {1000 * v:+.0f} ms" for f, v in sync.items())
+            + (f"; a new line at {1000 * shift:+.0f} ms{how}" if shift is not None else ""))
+
+
 def summary(doc: dict) -> list[str]:
     """actor.json -> a few lines: footage, what the held-out footage chose, the fit against the default."""
     est, fit = doc.get("estimated", {}), doc.get("fit", {})
@@ -86,12 +117,9 @@ def summary(doc: dict) -> list[str]:
                      + ", ".join(f"{k} {v}" for k, v in vw.items()))
     elif selection.get("voice_note"):
         lines.append(selection["voice_note"])
-    voice = est.get("voice_map") or {}
-    sync, shift = voice.get("sync_s"), (voice.get("all") or {}).get("shift_s")
-    if sync:  # their recordings' sound vs picture: each read at its own, a new line at the mean
-        lines.append("sync, lips ahead of the sound (each recording read at its own): "
-                     + ", ".join(f"{f} {1000 * v:+.0f} ms" for f, v in sync.items())
-                     + (f"; a new line at {1000 * shift:+.0f} ms" if shift is not None else ""))
+    sync = sync_line(doc)  # their recordings' sound vs picture: each read at its own, a new line at the mean
+    if sync:
+        lines.append(sync)
     if selection.get("lipsync_r"):
         lines.append("held-out lip-sync r per candidate: " + ", ".join(f"{k} {v}" for k, v in selection["lipsync_r"].items()))
     r, p = fit.get("lipsync_r", {}), fit.get("pose_std_ratio", {})

@@ -240,3 +240,42 @@ class ActorGenerator:
 
 def load_actor(path: str | Path, device: str | None = None, fine_tuned: bool = False) -> ActorGenerator:
     return ActorGenerator(ActorProfile.load(path), device=device, fine_tuned=fine_tuned)
+
+
+def set_new_line_sync(path: str | Path, choice: str) -> float:
+    """Where the profile's takes read a new line's sound (its voice map's shift_s) -> the seconds set.
+    "footage": their recordings' mean sync, as learned (lips ahead of the sound by their lead plus their
+    recordings' own sound-to-picture offset: what a line recorded like the footage wants); "standard": the
+    shipped map's timing (0), for dialogue in sync where the footage was not; or milliseconds ("+120").
+    The map is rewritten first, then actor.json (whose change makes a running server reload the profile)."""
+    from ..files import write_json
+    from ..generate.voicemap import MAX_SYNC_S, VoiceMap
+
+    prof = ActorProfile.load(path)
+    if prof.voice_map is None or prof.voice_weight <= 0:
+        raise ActorError(f"actor {prof.id!r} uses no voice map ({prof.selected['candidate']}): its takes keep the "
+                         f"default model's timing, there is no sync to set")
+    vm = VoiceMap.load(prof.voice_map)
+    if int(vm.info.get("format", 0)) < 3:
+        raise ActorError(f"actor {prof.id!r} was learned before each recording's sync was read (voice map format "
+                         f"{vm.info.get('format')}): learn it again to set one")
+    learned = float((prof.estimated.get("voice_map") or {}).get("all", {}).get("shift_s", vm.shift_s))
+    if choice == "footage":
+        shift = learned
+    elif choice == "standard":
+        shift = 0.0
+    else:
+        try:
+            shift = float(choice) / 1000.0
+        except ValueError:
+            shift = float("nan")
+        if not abs(shift) <= MAX_SYNC_S:
+            raise BadRequest(f"sync {choice!r}: give footage, standard or milliseconds within "
+                             f"+-{1000 * MAX_SYNC_S:.0f} (e.g. +120)")
+        choice = "set"
+    shift = round(shift, 4)
+    replace(vm, info={**vm.info, "shift_s": shift}).save(prof.voice_map)
+    doc = json.loads(json.dumps(prof.doc))
+    doc["estimated"].setdefault("voice_map", {})["new_line"] = {"sync": choice, "shift_s": shift, "learned_shift_s": learned}
+    write_json(prof.path / "actor.json", doc)
+    return shift
