@@ -285,6 +285,25 @@ def test_sync_sets_where_new_lines_are_read(learned, tmp_path, capsys):
     assert main(["actor", "show", str(copy)]) == 0 and "(standard timing)" in capsys.readouterr().out
 
 
+def test_measure_compares_the_profile_with_the_default_on_unseen_footage(learned, tmp_path, capsys):
+    """`flowvq actor measure`: the issue's measure (lip-sync r, best lag +-2; head motion ratio) of the profile
+    and the default on a part of the clip the profile never saw (a silent video + its .wav), and its refusals."""
+    out, _ = learned
+    video = out.parent / "obama3.mp4"
+    rc = main(["actor", "measure", str(video), str(out), "--start", "8", "--end", "13", "--takes", "1",
+               "--pose-from-track", str(out / "work" / "track_0.npz"), "-o", str(tmp_path / "m.json")])
+    assert rc == 0
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert json.loads(capsys.readouterr().out) == res and res["span_s"][0] == 8
+    for k in ("default", "actor"):
+        assert -1 <= res[k]["r_mean"] <= 1 and abs(res[k]["lag"][0]) <= 2 and res[k]["pose_std_ratio_mean"] > 0
+    assert res["default"]["r_mean"] > 0.2  # Obama's lips do follow his voice on the shipped model
+    _refused(["actor", "measure", str(video), str(out), "--start", "18"], capsys, "with at least 4 s between them")
+    _refused(["actor", "measure", str(video), str(out), "--start", "-1"], capsys, "--start must be 0 s or later")
+    _refused(["actor", "measure", str(tmp_path / "none.mp4"), str(out), "--start", "0"], capsys, "video not found")
+    _refused(["actor", "measure", str(video), str(tmp_path), "--start", "8"], capsys, "not an actor profile")
+
+
 def test_two_faces_are_refused(tmp_path, capsys):
     import subprocess
 

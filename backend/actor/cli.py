@@ -36,6 +36,11 @@ def register(sub) -> None:
     show.add_argument("actor_dir")
     show.add_argument("--json", action="store_true", help="print the whole actor.json instead")
     show.set_defaults(func=_cmd_show)
+    meas = asub.add_parser("measure", help="a profile against the default model on an unseen part of the person's "
+                                           "footage: lip-sync r and head motion, as `flowvq eval` measures them")
+    from .measure import add_arguments
+    add_arguments(meas)
+    meas.set_defaults(func=_cmd_measure)
     sync = asub.add_parser("sync", help="where a profile's takes read a new line's sound: its footage's sync, the "
                                         "standard timing, or milliseconds")
     sync.add_argument("actor_dir", metavar="ACTOR_DIR")
@@ -75,6 +80,12 @@ def _cmd_show(args) -> int:
     prof = ActorProfile.load(args.actor_dir)
     print(json.dumps(prof.doc, indent=1) if args.json else "\n".join([*summary(prof.doc), sizes(prof.path, prof.doc)]))
     return 0
+
+
+def _cmd_measure(args) -> int:
+    from .measure import run
+
+    return run(args)
 
 
 def _cmd_sync(args) -> int:

@@ -1,6 +1,7 @@
 """Measure an actor profile on the unseen part of a clip, as `flowvq eval` measures lip-sync:
 
-    python -m flowvq.actor.measure VIDEO ACTOR_DIR --start S [--end E] [--takes 2]
+    flowvq actor measure VIDEO ACTOR_DIR --start S [--end E] [--takes 2] [-o JSON]
+    (python -m flowvq.actor.measure ... is the same)
 
 r = Pearson correlation of the dlib inner-lip gap of the real video (evaluate/landmarks.py, cached)
 with the generated mouth opening (evaluate/mouth.py), best lag within +-2 frames, for actor takes
@@ -13,11 +14,14 @@ time, read (if it has the span's frame count) the next, so before/after runs tra
 """
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+MIN_SPAN_S = 4.0  # one head-motion window; a shorter span says little about lip-sync either
 
 
 def measure(video: str, actor_dir: str, start: float, end: float | None = None, takes: int = 2,
@@ -28,15 +32,34 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
     from ..evaluate.landmarks import video_landmarks
     from ..evaluate.lipsync import best_lag_corr
     from ..evaluate.mouth import fill_nan, lip_gap, mouth_opening
+    from ..errors import BadRequest
     from ..generate import load_generator
-    from .learn import pose_ratio
-    from .profile import load_actor
+    from .learn import _audio, check_sources, pose_ratio
+    from .profile import ActorProfile, load_actor
 
+    src = check_sources([video], None, min_seconds=0.0)[0]  # missing, not a video, no or silent sound: one line
+    ActorProfile.load(actor_dir)  # strict: a profile that cannot be used is refused before the slow part
+    if not 1 <= takes <= 8:
+        raise BadRequest(f"--takes must be 1-8, got {takes}")
+    if pose_track and not Path(pose_track).is_file():
+        raise BadRequest(f"--pose-from-track {pose_track}: no such file")
+    if span_track and not Path(span_track).absolute().parent.is_dir():
+        raise BadRequest(f"--span-track {span_track}: its folder does not exist")
     fps = video_fps(video)
+    audio = _audio(src) if src["audio"] == "sidecar wav" else extract_audio(video)  # a silent video + its .wav
+    stop = src["seconds"] if end is None else min(end, src["seconds"])
+    if not start >= 0:
+        raise BadRequest(f"--start must be 0 s or later, got {start:g}")
+    if not stop - start >= MIN_SPAN_S:
+        raise BadRequest(f"the measured span is {max(0.0, stop - start):.1f} s of the {src['seconds']:g} s "
+                         f"clip: give --start (and --end) with at least {MIN_SPAN_S:g} s between them")
     lm = video_landmarks(video)
-    audio = extract_audio(video)
     a = int(round(start * fps))
     b = len(lm) if end is None else min(len(lm), int(round(end * fps)))
+    found = np.isfinite(lm[a:b]).all(axis=(1, 2))
+    if found.mean() < 0.5:
+        raise BadRequest(f"a face is found in {100 * found.mean():.0f} % of the measured span's frames: "
+                         "measure a span where the person is in frame")
     clip = audio[int(a / fps * 16000):int(b / fps * 16000)]
     gap = fill_nan(lip_gap(lm[a:b]))
     if pose_track:
@@ -44,8 +67,6 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
         real_pose = TrackResult.load(pose_track).pose
         pose_note = f"tracked pose of {pose_track} (the learned part of the clip)"
     else:
-        from pathlib import Path
-
         from ..tracker import TrackResult, track
         from ..tracker.frames import read_video
         cached = Path(span_track) if span_track else None
@@ -85,19 +106,31 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m flowvq.actor.measure")
-    p.add_argument("video")
-    p.add_argument("actor_dir")
-    p.add_argument("--start", type=float, required=True)
-    p.add_argument("--end", type=float)
-    p.add_argument("--takes", type=int, default=2)
+def add_arguments(p) -> None:
+    p.add_argument("video", help="a clip of the same person (with sound, or a .wav of the same name beside it)")
+    p.add_argument("actor_dir", metavar="ACTOR_DIR")
+    p.add_argument("--start", type=float, required=True, help="where the unseen part starts (s)")
+    p.add_argument("--end", type=float, help="where it ends (s; default: the clip's end)")
+    p.add_argument("--takes", type=int, default=2, help="takes per model, seeds 0.. (default 2)")
     p.add_argument("--pose-from-track", help="an existing track of the clip as the real pose (not the span's)")
     p.add_argument("--span-track", help="NPZ keeping the measured span's track (written once, then read)")
-    a = p.parse_args(argv)
-    print(json.dumps(measure(a.video, a.actor_dir, a.start, a.end, a.takes, a.pose_from_track, a.span_track),
-                     indent=1))
+    p.add_argument("-o", "--output", help="also write the JSON here (atomically)")
+
+
+def run(a) -> int:
+    out = measure(a.video, a.actor_dir, a.start, a.end, a.takes, a.pose_from_track, a.span_track)
+    if a.output:
+        from ..files import write_json
+        write_json(a.output, out)
+    print(json.dumps(out, indent=1))
     return 0
+
+
+def main(argv=None) -> int:
+    """`python -m flowvq.actor.measure ...`: the same as `flowvq actor measure ...` (bad input: one error line)."""
+    from ..cli import main as flowvq
+
+    return flowvq(["actor", "measure", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
