@@ -128,9 +128,17 @@ def run(a) -> int:
 
 def main(argv=None) -> int:
     """`python -m flowvq.actor.measure ...`: the same as `flowvq actor measure ...` (bad input: one error line)."""
-    from ..cli import main as flowvq
+    import argparse
 
-    return flowvq(["actor", "measure", *(sys.argv[1:] if argv is None else argv)])
+    from ..errors import FlowVQError
+
+    p = argparse.ArgumentParser(prog="python -m flowvq.actor.measure")
+    add_arguments(p)
+    try:
+        return run(p.parse_args(argv))
+    except FlowVQError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
