@@ -54,6 +54,10 @@ def test_profile_folder_describes_itself(learned):
     assert 0 < est["pose_scale_weight"] < 0.25  # ~5.6 s of footage: mostly the generator's own motion
     assert np.allclose(np.clip(np.asarray(est["pose_ratio_raw"]) ** est["pose_scale_weight"], 0.25, 4),
                        est["pose_scale"][:3], atol=2e-3) and est["pose_scale"][3:] == [1.0, 1.0, 1.0]
+    # the shipped model's own head motion on the same audio, for when select chooses it
+    assert len(est["generated_pose_motion_default"]) == 3 and est["pose_scale_default"][3:] == [1.0, 1.0, 1.0]
+    assert np.allclose(np.clip(np.asarray(est["pose_ratio_raw_default"]) ** est["pose_scale_weight"], 0.25, 4),
+                       est["pose_scale_default"][:3], atol=2e-3)
     assert set(doc["fit"]["lipsync_r"]) == {"default", "actor"}
     for key in ("pose_std_ratio", "pose_std_ratio_plain"):
         assert set(doc["fit"][key]) == {"default", "actor"}
@@ -465,6 +469,20 @@ def test_held_out_selection_picks_and_is_honoured(tmp_path):
     assert np.allclose(e[:, MOUTH_INDEX], 2 ** 0.5 * exp[:, MOUTH_INDEX], atol=1e-5)
     _, (e, _) = adapt(sets["fine-tuned + lead"])
     assert np.allclose(e[:-2, MOUTH_INDEX], exp[2:, MOUTH_INDEX])
+    # the head scale is the one measured against the model that made the take: the shipped model moves its
+    # head differently from fcg.pt, so a profile that chose it scales by pose_scale_default
+    est["pose_scale_default"] = [0.5, 0.5, 0.5, 1.0, 1.0, 1.0]
+    prof, (_, p) = adapt(sets["default"])
+    mean = pose.mean(0, keepdims=True)
+    assert np.allclose(p[:, :3], (mean + 0.5 * (pose - mean))[:, :3], atol=1e-5)
+    assert np.allclose(prof.adapt(exp, pose, 25.0, default_model=False)[1], p_old)  # fcg.pt's takes (dubbing)
+    _, (_, p) = adapt(sets["fine-tuned"])
+    assert np.allclose(p, p_old)
+    est["pose_scale_default"] = [0.5, 0.5]
+    (tmp_path / "actor.json").write_text(json.dumps({**doc, "estimated": est}))
+    with pytest.raises(ActorError, match="pose_scale_default must be 6 numbers"):
+        ActorProfile.load(tmp_path)
+    del est["pose_scale_default"]
     for bad in ({"model": "other", "lead_shift": True, "mouth_scale_power": 1.0},
                 {"model": "actor", "lead_shift": 1, "mouth_scale_power": 1.0},
                 {"model": "actor", "lead_shift": True, "mouth_scale_power": 2.0}):

@@ -144,7 +144,8 @@ def summary(doc: dict) -> list[str]:
                          f"the larger judge (docs/actor.md, \"Voice map\")")
     elif fit.get("note"):
         lines.append(f"fit: {fit['note']}")
-    lines.append(f"head motion scale (pitch, yaw, roll): {est.get('pose_scale', [None] * 3)[:3]}; "
+    shipped = sel.get("model") == "default" and "pose_scale_default" in est  # measured against the model it uses
+    lines.append(f"head motion scale (pitch, yaw, roll): {est.get('pose_scale_default' if shipped else 'pose_scale', [None] * 3)[:3]}; "
                  f"learned in {doc.get('learn_seconds', '?')} s")
     return lines
 

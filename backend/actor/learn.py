@@ -434,7 +434,9 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
     real_lead, gen_lead, real_mouth, real_pose, gen_mouth, gen_pose, quiet = [], [], [], [], [], [], []
     real_motion, gen_motion = [], []  # rotation over the calibrated frames: real, and every generated take
     real_fps, gen_fps = [], []  # each of those tracks' frame rate (footage may mix rates)
+    base_motion = []  # the shipped model's takes on the same audio: its head scale, if select chooses it
     gen = load_generator(ckpt, device="cpu")
+    base = load_generator(None, device="cpu", voice=False, recogniser=gen.recogniser)  # each line heard once
     calib = 0.0
     try:
         for fps, a, b, res, clip in _spans(segs["train"], sources, tracks, audios):
@@ -446,8 +448,9 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
             real_pose.append(pose - pose.mean(0))
             quiet.append(res.expression[a:b][loud <= np.quantile(loud, 0.2)])
             if calib < max_calib_s:  # what the fine-tuned generator makes on the same audio
-                e, p, takes = _generate_plain(gen, clip[: int(min(n / fps, max_calib_s - calib) * SAMPLE_RATE)], fps,
-                                              takes=POSE_TAKES)
+                heard_clip = clip[: int(min(n / fps, max_calib_s - calib) * SAMPLE_RATE)]
+                e, p, takes = _generate_plain(gen, heard_clip, fps, takes=POSE_TAKES)
+                base_motion += [t[:min(len(t), n), :3] for t in _generate_plain(base, heard_clip, fps, takes=POSE_TAKES)[2]]
                 gen_lead.append((mouth_opening(e), loud[: len(e)], fps))
                 gen_mouth.append(e[:, MOUTH_INDEX])
                 gen_pose.append(p - p.mean(0))
@@ -458,7 +461,8 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
                 gen_fps += [fps] * len(takes)
                 calib += m / fps
     finally:
-        gen.close()
+        base.close()
+        gen.close()  # and the recogniser base shares
     fps0 = sources[0]["fps"]
     lead_real, lead_gen = _lead_frames(real_lead, fps0), _lead_frames(gen_lead, fps0)
     shift_s = float(np.clip((lead_real - lead_gen) / fps0, -MAX_SHIFT_S, MAX_SHIFT_S))
@@ -473,6 +477,11 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
     raw, w, rot_scale = shrunk_pose_scale(real_typ, gen_typ, calib)
     pose_scale = np.ones(rp.shape[1])
     pose_scale[:3] = rot_scale  # translation: not learned (see write_datasets), left as generated
+    # the shipped model moves its head differently from the fine-tuned one: its own scale, for when select chooses it
+    base_typ = typical_motion(base_motion, gen_fps)
+    raw_base, _, base_scale = shrunk_pose_scale(real_typ, base_typ, calib)
+    pose_scale_default = np.ones(rp.shape[1])
+    pose_scale_default[:3] = base_scale
 
     def log_sd(tracks, rates):  # how much the window stds wander (the noise POSE_PRIOR_S is set against)
         x = np.concatenate([motion_windows(t, f) for t, f in zip(tracks, rates)])
@@ -491,10 +500,13 @@ def estimate(sources, tracks, audios, segs, ckpt: Path, max_calib_s: float = 120
         "pose_motion": real_typ.round(5).tolist(), "generated_pose_motion": gen_typ.round(5).tolist(),
         "pose_ratio_raw": raw.round(4).tolist(), "pose_scale_weight": round(w, 4),
         "pose_scale": pose_scale.round(4).tolist(),
+        "generated_pose_motion_default": base_typ.round(5).tolist(), "pose_ratio_raw_default": raw_base.round(4).tolist(),
+        "pose_scale_default": pose_scale_default.round(4).tolist(),
         "pose_window_log_sd": {"real": log_sd(real_motion, real_fps), "generated": log_sd(gen_motion, gen_fps)},
         "pose_how": (f"pitch/yaw/roll: pose_motion = median over {POSE_WINDOW_S:g} s windows (half-overlapping, "
                      f"mean-removed) of the window std, real track vs {POSE_TAKES} generated takes on the same "
-                     f"{calib:.1f} s; pose_scale = ratio ** w, w = T / (T + {POSE_PRIOR_S:g} s), clipped "
+                     f"{calib:.1f} s (the fine-tuned model; _default: the shipped one, used when select chooses it); "
+                     f"pose_scale = ratio ** w, w = T / (T + {POSE_PRIOR_S:g} s), clipped "
                      f"{POSE_SCALE_RANGE[0]:g}-{POSE_SCALE_RANGE[1]:g}; pose_std / generated_pose_std: plain std "
                      "over all of it, for reference"),
         "pose_seconds": round(calib, 1), "pose_window_s": POSE_WINDOW_S, "pose_prior_s": POSE_PRIOR_S,

@@ -106,6 +106,15 @@ class ActorProfile:
         """True when the held-out footage chose the shipped model over fcg.pt."""
         return self.selected["model"] == "default"
 
+    def pose_scale(self, default_model: bool | None = None) -> np.ndarray:
+        """Head-motion scale per pose channel for takes of the shipped model (default_model) or fcg.pt (None:
+        the one chosen), each measured against that model's own motion (profiles learned before the shipped
+        model's was measured: fcg.pt's for both)."""
+        est = self.estimated
+        shipped = self.uses_default_model if default_model is None else default_model
+        key = "pose_scale_default" if shipped and "pose_scale_default" in est else "pose_scale"
+        return np.clip(np.asarray(est[key], np.float32), *POSE_SCALE_RANGE)
+
     @classmethod
     def load(cls, path: str | Path) -> "ActorProfile":
         """Strict: an unknown format, a missing file or a malformed estimate raise ActorError."""
@@ -143,6 +152,11 @@ class ActorProfile:
             if arr is None or (n is None and arr.shape != ()) or (n is not None and arr.shape != (n,)) \
                     or not np.isfinite(arr).all():
                 raise ActorError(f"{index}: estimated.{key} must be {'a number' if n is None else f'{n} numbers'}")
+        if "pose_scale_default" in est:  # learned since the shipped model's head motion is measured too
+            v = est["pose_scale_default"]
+            arr = np.asarray(v, dtype=np.float64) if isinstance(v, list) else None
+            if arr is None or arr.shape != (N_POSE,) or not np.isfinite(arr).all():
+                raise ActorError(f"{index}: estimated.pose_scale_default must be {N_POSE} numbers")
         sel = est.get("selected")
         if sel is not None:
             power = sel.get("mouth_scale_power") if isinstance(sel, dict) else None
@@ -167,10 +181,11 @@ class ActorProfile:
     # ---- what generation applies ------------------------------------------------------------
     def adapt(self, expression: np.ndarray, pose: np.ndarray, fps: float,
               lo: np.ndarray | None = None, hi: np.ndarray | None = None,
-              voice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              voice: np.ndarray | None = None, default_model: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One take's curves -> the actor's: mouth shifted by their lead and rescaled to their
         range, its opening moved toward `voice` (the voice map's course for this audio, when the
-        profile uses one), head motion scaled to theirs around the take's own mean pose."""
+        profile uses one), head motion scaled to theirs around the take's own mean pose (`default_model`:
+        whether the shipped model made the take; None: the one the profile chose)."""
         est, sel = self.estimated, self.selected
         exp = np.array(expression, dtype=np.float32)
         pose = np.array(pose, dtype=np.float32)
@@ -188,7 +203,7 @@ class ActorProfile:
         if voice is not None and self.voice_weight > 0:
             from ..generate.voicemap import apply_voice
             exp = apply_voice(exp, voice, self.voice_weight, lo, hi)
-        ps = np.clip(np.asarray(est["pose_scale"], np.float32), *POSE_SCALE_RANGE)
+        ps = self.pose_scale(default_model)
         mean = pose.mean(0, keepdims=True)
         pose = mean + (pose - mean) * ps
         return exp, pose
@@ -233,7 +248,8 @@ class ActorGenerator:
             course = self.voice.predict(audio, len(takes[0].expression), settings.fps, heard(self.inner.recogniser, audio))
         out = []
         for t in takes:
-            e, p = self.profile.adapt(t.expression, t.pose, settings.fps, lo, hi, voice=course)
+            e, p = self.profile.adapt(t.expression, t.pose, settings.fps, lo, hi, voice=course,
+                                      default_model=not self.fine_tuned)
             out.append(replace(t, expression=e, pose=p))
         return out
 
