@@ -308,6 +308,38 @@ def test_measure_compares_the_profile_with_the_default_on_unseen_footage(learned
     _refused(["actor", "measure", str(video), str(tmp_path), "--start", "8"], capsys, "not an actor profile")
 
 
+def test_footage_is_tracked_one_frame_at_a_time(tmp_path, monkeypatch):
+    """The track stage reads the footage as a stream (minutes of 1080p are tens of GB as a list: 10 s of the
+    1080x1920 shot peaked at 1.8 GB before, 0.3 GB now) and reads back only the bank's frames; the landmarks
+    are the ones the whole-list detector finds on the same frames."""
+    import weakref
+
+    from flowvq.actor.learn import check_sources, track_source
+    from flowvq.tracker import frames as frames_mod
+    from flowvq.tracker.track import detect_all
+
+    video = shared_data("video_with_audio", "obama_weekly_address_20s.mp4")
+    src = check_sources([video], 2.0, min_seconds=1.0)[0]
+    real, alive, most = frames_mod.iter_video, [], [0]
+
+    def counted(path, max_frames=None):  # the real reader, watched: how many of its frames are alive at once
+        for rgb in real(path, max_frames):
+            alive.append(weakref.ref(rgb))
+            most[0] = max(most[0], sum(r() is not None for r in alive))
+            yield rgb
+
+    monkeypatch.setattr(frames_mod, "iter_video", counted)
+    res = track_source(src, tmp_path / "t.npz", tmp_path / "c.npz", bank_size=4)
+    assert len(res.face_found) == src["frames"] == 50 and res.face_found.all()
+    assert 0 < most[0] <= 3, most  # a list of the footage would keep all 50
+    with np.load(tmp_path / "c.npz") as z:
+        assert z["crops"].shape == (4, 128, 128, 3) and z["frames"].tolist() == [0, 16, 33, 49]
+    lm, found, _, _ = detect_all(list(real(video, 50)))
+    assert np.array_equal(lm, res.landmarks) and found.all()
+    short = detect_all(real(video, 10), total=50)  # a stream shorter than its header said
+    assert len(short[0]) == 10 and np.array_equal(short[0], lm[:10])
+
+
 def test_two_faces_are_refused(tmp_path, capsys):
     import subprocess
 

@@ -170,11 +170,17 @@ def _crop(frame: np.ndarray, lm: np.ndarray, size: int = 128) -> np.ndarray:
 def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=None, on_progress=None):
     """The tracker on one video (landmarks, then the fit), refusing no face / two faces.
     on_progress(fraction, stage): within this video; it may raise Cancelled (nothing is written then)."""
-    from ..tracker.frames import load_frames
+    from ..tracker.frames import check_size, iter_video
     from ..tracker.track import detect_all, fit_landmarks
     from ..facemodel import Camera
 
-    frames, fps, notes = load_frames(Path(src["path"]), None, src["frames"])
+    path, fps, notes, size = Path(src["path"]), src["fps"], [], []
+
+    def frames():  # one at a time: minutes of 1080p footage would be tens of GB held as a list
+        for rgb in iter_video(path, src["frames"]):
+            rgb = check_size(rgb, notes)
+            size[:] = [rgb.shape[1], rgb.shape[0]]
+            yield rgb
 
     def report(f, stage):
         if bar is not None:
@@ -182,8 +188,10 @@ def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=
         if on_progress is not None:
             on_progress(f, f"tracking {src['file']}: {stage}")
 
-    landmarks, found, score, several = detect_all(frames, report)
-    t = len(frames)
+    landmarks, found, score, several = detect_all(frames(), report, total=src["frames"])
+    t = len(landmarks)
+    if t == 0:
+        raise NoFace(f"{src['file']}: no frame could be read")
     if not found.any():
         raise NoFace(f"{src['file']}: no face found in any of {t} frames")
     if found.mean() < MIN_FACE:
@@ -192,11 +200,14 @@ def track_source(src: dict, out_npz: Path, crops_npz: Path, bank_size: int, bar=
     if several > MAX_MULTI_FACE * t:
         raise BadRequest(f"{src['file']}: two or more faces in {several} of {t} frames; an actor is "
                          "learned from footage of one person")
-    h, w = frames[0].shape[:2]
-    res = fit_landmarks(landmarks, found, score, Camera.for_image(w, h), "default", fps, notes=notes, report=report)
+    w, h = size
+    res = fit_landmarks(landmarks, found, score, Camera.for_image(w, h), "default", fps, notes=sorted(set(notes)),
+                        report=report)
     pick = np.flatnonzero(found)
     pick = pick[np.linspace(0, len(pick) - 1, min(bank_size, len(pick))).round().astype(int)]
-    crops = np.stack([_crop(frames[i], landmarks[i]) for i in pick])
+    wanted = set(pick.tolist())
+    crops = np.stack([_crop(check_size(rgb, []), landmarks[i]) for i, rgb in enumerate(iter_video(path, int(pick[-1]) + 1))
+                      if i in wanted])  # the bank's frames, read again: a second pass costs less than keeping them all
     _save_npz(crops_npz, crops=crops, frames=pick)
     tmp = out_npz.with_name(out_npz.stem + ".tmp.npz")
     res.save(tmp)

@@ -67,15 +67,16 @@ def measure(video: str, actor_dir: str, start: float, end: float | None = None, 
         real_pose = TrackResult.load(pose_track).pose
         pose_note = f"tracked pose of {pose_track} (the learned part of the clip)"
     else:
+        from itertools import islice
+
         from ..tracker import TrackResult, track
-        from ..tracker.frames import read_video
+        from ..tracker.frames import iter_video
         cached = Path(span_track) if span_track else None
         if cached is not None and cached.is_file() and len(TrackResult.load(cached).pose) == b - a:
             real_pose = TrackResult.load(cached).pose
             pose_note = f"tracked pose of the measured span (read from {cached})"
         else:
-            frames, _ = read_video(Path(video), b)
-            res = track(frames[a:b], fps=fps)
+            res = track(list(islice(iter_video(Path(video), b), a, None)), fps=fps)  # the span's frames only
             real_pose = res.pose
             pose_note = "tracked pose of the measured span"
             if cached is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -54,6 +55,25 @@ def read_image(path: Path) -> np.ndarray:
         raise BadImage(f"cannot read image {path.name}: {exc}") from None
 
 
+def iter_video(path: Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """A video's RGB uint8 frames one at a time (minutes of 1080p are tens of GB as a list)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise BadImage(f"cannot open video {path.name}")
+    try:
+        n = 0
+        while max_frames is None or n < max_frames:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield np.ascontiguousarray(bgr[:, :, ::-1])
+    finally:
+        cap.release()
+
+
 def read_video(path: Path, max_frames: int | None = None) -> tuple[list[np.ndarray], float]:
     import cv2
 
@@ -61,13 +81,8 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[list[np.ndarr
     if not cap.isOpened():
         raise BadImage(f"cannot open video {path.name}")
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    frames = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(np.ascontiguousarray(bgr[:, :, ::-1]))
     cap.release()
+    frames = list(iter_video(path, max_frames))
     if not frames:
         raise BadImage(f"video {path.name} has no readable frames")
     return frames, fps if fps > 0 else 25.0

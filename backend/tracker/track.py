@@ -12,21 +12,25 @@ from .landmarks import detect_landmarks
 from .result import TrackResult
 
 
-def detect_all(frames, report=lambda fraction, stage: None):
-    """dlib on every frame -> landmarks (T,68,2) NaN where no face, found (T,), detector score (T,), #multi-face frames."""
-    t = len(frames)
+def detect_all(frames, report=lambda fraction, stage: None, total: int | None = None):
+    """dlib on every frame -> landmarks (T,68,2) NaN where no face, found (T,), detector score (T,), #multi-face frames.
+    `frames`: a list, or any iterable of at most `total` frames (a video read one frame at a time)."""
+    t = len(frames) if total is None else int(total)
     landmarks = np.full((t, 68, 2), np.nan, np.float32)
     found = np.zeros(t, bool)
     score = np.zeros(t, np.float32)
-    several = 0
+    several, i = 0, -1
     for i, frame in enumerate(frames):
+        if i >= t:
+            break
         pts, n, s = detect_landmarks(frame)
         if pts is not None:
             landmarks[i], found[i], score[i] = pts, True, s
             several += n > 1
         if i % 10 == 0:
             report(0.5 * i / t, "landmarks")
-    return landmarks, found, score, several
+    t = i + 1  # a stream may hold fewer frames than its header said
+    return landmarks[:t], found[:t], score[:t], several
 
 
 def fit_landmarks(landmarks, found, score, camera: Camera, model="default", fps: float = 0.0,
