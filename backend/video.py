@@ -4,7 +4,8 @@
 decoded) and refuses, in one line each: files ffmpeg cannot open (truncated, corrupt, not a
 video), files without a video stream, frame rates that are not a positive finite number,
 absurd sizes, videos longer than MAX_SECONDS, and videos whose decoded frames would not fit in
-MAX_DECODED_BYTES (the tracker holds a clip's frames in memory).
+MAX_DECODED_BYTES when the caller holds a clip's frames in memory (`flowvq track` on a video; a shot
+to dub and an actor's footage are read one frame at a time).
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ class VideoInfo:
         return int(math.ceil(self.duration * self.fps))
 
 
-def probe_video(path: str | Path, name: str | None = None) -> VideoInfo:
-    """Read a video's header; BadImage / TooLarge (with the limit named) when it cannot be used."""
+def probe_video(path: str | Path, name: str | None = None, held: bool = True) -> VideoInfo:
+    """Read a video's header; BadImage / TooLarge (with the limit named) when it cannot be used. `held`: the
+    caller keeps every decoded frame (MAX_DECODED_BYTES applies); a reader that streams them passes False."""
     import imageio_ffmpeg
 
     path = readable_file(path, "video file", BadImage)
@@ -49,10 +51,10 @@ def probe_video(path: str | Path, name: str | None = None) -> VideoInfo:
         proc = subprocess.run(cmd, capture_output=True, timeout=60)
     except subprocess.TimeoutExpired:
         raise BadImage(f"{label}: reading the video's header took too long") from None
-    return parse_probe(proc.stderr.decode(errors="replace"), label)
+    return parse_probe(proc.stderr.decode(errors="replace"), label, held)
 
 
-def parse_probe(text: str, label: str) -> VideoInfo:
+def parse_probe(text: str, label: str, held: bool = True) -> VideoInfo:
     """ffmpeg's description of its input -> VideoInfo, validated (split out for tests)."""
     streams = [ln for ln in text.splitlines() if re.search(r"Stream #\d+:\d+", ln)]
     if not streams:
@@ -83,7 +85,7 @@ def parse_probe(text: str, label: str) -> VideoInfo:
         raise TooLarge(f"{label} is {seconds:.0f} s long; the limit is {MAX_SECONDS:g} s "
                        "(cut it into shorter shots)")
     need = info.frames * w * h * 3
-    if need > MAX_DECODED_BYTES:
+    if held and need > MAX_DECODED_BYTES:
         fit = MAX_DECODED_BYTES // (w * h * 3)
         raise TooLarge(f"{label}: {info.frames} frames of {w}x{h} need {need / 2**30:.1f} GiB "
                        f"decoded; the limit is {MAX_DECODED_BYTES // 2**30} GiB (about {fit} "

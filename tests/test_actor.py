@@ -340,15 +340,19 @@ def test_footage_is_tracked_one_frame_at_a_time(tmp_path, monkeypatch):
     assert len(short[0]) == 10 and np.array_equal(short[0], lm[:10])
 
 
-def test_two_faces_are_refused(tmp_path, capsys):
+@pytest.mark.parametrize("side", [256, 720], ids=["searched-whole", "hd-followed"])
+def test_two_faces_are_refused(tmp_path, capsys, side):
+    """Two faces side by side: at 512x256 every frame is searched whole; at 1440x720 (over FOLLOW_ABOVE) the
+    face is followed and every 10th frame searched whole, and the count of two faces is scaled from those."""
     import subprocess
 
     import imageio_ffmpeg
 
     video = shared_data("talking_3dmm", "video_silent", "Obama_clip3.mp4")
     two = tmp_path / "two.mp4"
+    graph = f"[0:v]scale={side}:{side}[a];[1:v]scale={side}:{side}[b];[a][b]hstack"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(video), "-i",
-                    str(video), "-t", "9", "-filter_complex", "hstack", "-pix_fmt", "yuv420p", str(two)], check=True)
+                    str(video), "-t", "9", "-filter_complex", graph, "-pix_fmt", "yuv420p", str(two)], check=True)
     (tmp_path / "two.wav").symlink_to(shared_data("talking_3dmm", "wav", "Obama_clip3.wav"))
     _refused(["actor", "learn", str(two), "-o", str(tmp_path / "a"), "-q"], capsys, "two or more faces")
 

@@ -190,3 +190,21 @@ def test_a_shot_dubbed_again_reads_its_track_from_the_cache(obama, tmp_path, mon
     assert len(list((tmp_path / "cache" / "dub").glob("*.npz"))) == 2  # landmarks + fit, nothing half-written
     for x, y in zip(read(tmp_path / "a", m["frames"]), read(tmp_path / "b", m["frames"])):
         assert np.array_equal(x, y)
+
+
+def test_a_long_hd_shot_is_not_refused_for_memory_it_never_holds():
+    """A minute of 1080x1920 is 8.7 GiB decoded: too much for `flowvq track`, which holds a clip's frames, but
+    a shot to dub and an actor's footage are read one frame at a time (Shot.open probes with held=False)."""
+    from flowvq.errors import TooLarge
+    from flowvq.video import parse_probe
+
+    header = ("  Duration: 00:01:00.07, start: 0.000000, bitrate: 988 kb/s\n"
+              "  Stream #0:0[0x1](und): Video: hevc (Main), yuv420p(tv, bt709, progressive), 1080x1920 [SAR 1:1 DAR 9:16], "
+              "851 kb/s, 24.98 fps, 25 tbr, 12800 tbn (default)\n"
+              "  Stream #0:1[0x2](und): Audio: aac (LC), 44100 Hz, stereo, fltp, 130 kb/s (default)\n")
+    with pytest.raises(TooLarge, match="need 8.7 GiB decoded; the limit is 8 GiB"):
+        parse_probe(header, "wide60.mp4")
+    info = parse_probe(header, "wide60.mp4", held=False)
+    assert (info.width, info.height, info.frames, info.has_audio) == (1080, 1920, 1501, True)
+    with pytest.raises(TooLarge, match="limit is 600 s"):  # the length limit stays for every reader
+        parse_probe(header.replace("00:01:00.07", "00:11:00.00"), "long.mp4", held=False)

@@ -840,7 +840,7 @@ def write_mouth_bank(actor_dir: Path, sources, tracks) -> None:
     import math
 
     from ..render.mouth_bank import MAX_ITEMS, BankBuilder
-    from ..tracker.follow import Shot
+    from ..tracker.frames import iter_video
 
     path = actor_dir / "bank" / "mouth.npz"
     if path.exists():
@@ -849,9 +849,7 @@ def write_mouth_bank(actor_dir: Path, sources, tracks) -> None:
     builder = BankBuilder(stride=max(1, math.ceil(total / MAX_ITEMS)))
     for src, tr in zip(sources, tracks):
         k = builder.add_source(src["file"])
-        for i, rgb in enumerate(Shot.open(src["path"]).frames_rgb()):
-            if i >= len(tr.face_found):
-                break
+        for i, rgb in enumerate(iter_video(Path(src["path"]), len(tr.face_found))):  # the frames tracked, streamed
             if tr.face_found[i]:
                 builder.add(k, i, rgb, tr.landmarks[i])
     builder.build().save(path)

@@ -36,7 +36,7 @@ class Shot:
 
         from flowvq.video import probe_video
 
-        info = probe_video(path)
+        info = probe_video(path, held=False)  # its frames are read one at a time (frames_rgb)
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             raise BadImage(f"cannot open video {path}")

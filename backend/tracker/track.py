@@ -12,24 +12,56 @@ from .landmarks import detect_landmarks
 from .result import TrackResult
 
 
+FOLLOW_ABOVE = 1280  # px, a frame's longer side: above it the face is looked for near the last one first
+SEARCH_EVERY = 10  # ... and the whole frame searched every 10th frame (the face count; a lost face)
+
+
+def _near(frame: np.ndarray, last: np.ndarray):
+    """The face near the last frame's landmarks, found in a crop scaled to the detector's working size (as a
+    shot is followed, follow.py) with its landmarks at full resolution -> (pts, score) or None."""
+    import cv2
+
+    from .dlib_models import dlib_models
+    from .follow import _detect_near
+
+    (x0, y0), (x1, y1) = last.min(0), last.max(0)
+    hit = _detect_near(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (x0, y0, x1, y1))
+    if hit is None:
+        return None
+    shape = dlib_models().predictor(np.ascontiguousarray(frame), hit[0])
+    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float32), hit[1]
+
+
 def detect_all(frames, report=lambda fraction, stage: None, total: int | None = None):
     """dlib on every frame -> landmarks (T,68,2) NaN where no face, found (T,), detector score (T,), #multi-face frames.
-    `frames`: a list, or any iterable of at most `total` frames (a video read one frame at a time)."""
+    `frames`: a list, or any iterable of at most `total` frames (a video read one frame at a time). Frames over
+    FOLLOW_ABOVE px (HD footage: the whole-frame search is ~7 s per second of 1080p) are searched near the last
+    face and whole every SEARCH_EVERY-th; the multi-face count is then scaled from the frames searched whole."""
     t = len(frames) if total is None else int(total)
     landmarks = np.full((t, 68, 2), np.nan, np.float32)
     found = np.zeros(t, bool)
     score = np.zeros(t, np.float32)
-    several, i = 0, -1
+    several, searched, last, i = 0, 0, None, -1
     for i, frame in enumerate(frames):
         if i >= t:
             break
-        pts, n, s = detect_landmarks(frame)
+        hit = None
+        if last is not None and i % SEARCH_EVERY and max(frame.shape[:2]) > FOLLOW_ABOVE:
+            hit = _near(frame, last)
+        if hit is not None:
+            pts, s = hit
+        else:
+            pts, n, s = detect_landmarks(frame)
+            searched += 1
+            several += pts is not None and n > 1
         if pts is not None:
             landmarks[i], found[i], score[i] = pts, True, s
-            several += n > 1
+        last = pts
         if i % 10 == 0:
             report(0.5 * i / t, "landmarks")
     t = i + 1  # a stream may hold fewer frames than its header said
+    if 0 < searched < t:
+        several = int(round(several * t / searched))
     return landmarks[:t], found[:t], score[:t], several
 
 
