@@ -113,6 +113,8 @@ def sync_line(doc: dict) -> str | None:
 
 def summary(doc: dict) -> list[str]:
     """actor.json -> a few lines: footage, what the held-out footage chose, the fit against the default."""
+    from .profile import pose_scale_key
+
     est, fit = doc.get("estimated", {}), doc.get("fit", {})
     sel = est.get("selected") or {"candidate": "every correction (learned before the selection)"}
     selection = est.get("selection", {})
@@ -144,8 +146,8 @@ def summary(doc: dict) -> list[str]:
                          f"the larger judge (docs/actor.md, \"Voice map\")")
     elif fit.get("note"):
         lines.append(f"fit: {fit['note']}")
-    shipped = sel.get("model") == "default" and "pose_scale_default" in est  # measured against the model it uses
-    lines.append(f"head motion scale (pitch, yaw, roll): {est.get('pose_scale_default' if shipped else 'pose_scale', [None] * 3)[:3]}; "
+    scale = est.get(pose_scale_key(est, sel.get("model") == "default"), [None] * 3)[:3]  # the model it uses
+    lines.append(f"head motion scale (pitch, yaw, roll): {scale}; "
                  f"learned in {doc.get('learn_seconds', '?')} s")
     return lines
 

@@ -53,6 +53,12 @@ ALL_CORRECTIONS = {"candidate": "fine-tuned + lead + mouth", "model": "actor", "
                    "mouth_scale_power": 1.0}
 
 
+def pose_scale_key(est: dict, shipped: bool) -> str:
+    """Which estimate scales the head of a take made by the shipped model (`shipped`) or fcg.pt: each is
+    measured against its own model's motion (profiles learned before pose_scale_default: fcg.pt's for both)."""
+    return "pose_scale_default" if shipped and "pose_scale_default" in est else "pose_scale"
+
+
 class ActorError(BadRequest):
     """A profile folder that cannot be used (one line says why)."""
 
@@ -110,10 +116,9 @@ class ActorProfile:
         """Head-motion scale per pose channel for takes of the shipped model (default_model) or fcg.pt (None:
         the one chosen), each measured against that model's own motion (profiles learned before the shipped
         model's was measured: fcg.pt's for both)."""
-        est = self.estimated
         shipped = self.uses_default_model if default_model is None else default_model
-        key = "pose_scale_default" if shipped and "pose_scale_default" in est else "pose_scale"
-        return np.clip(np.asarray(est[key], np.float32), *POSE_SCALE_RANGE)
+        return np.clip(np.asarray(self.estimated[pose_scale_key(self.estimated, shipped)], np.float32),
+                       *POSE_SCALE_RANGE)
 
     @classmethod
     def load(cls, path: str | Path) -> "ActorProfile":

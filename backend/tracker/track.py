@@ -21,15 +21,13 @@ def _near(frame: np.ndarray, last: np.ndarray):
     shot is followed, follow.py) with its landmarks at full resolution -> (pts, score) or None."""
     import cv2
 
-    from .dlib_models import dlib_models
-    from .follow import _detect_near
+    from .follow import _detect_near, _shape
 
     (x0, y0), (x1, y1) = last.min(0), last.max(0)
     hit = _detect_near(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (x0, y0, x1, y1))
     if hit is None:
         return None
-    shape = dlib_models().predictor(np.ascontiguousarray(frame), hit[0])
-    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float32), hit[1]
+    return _shape(np.ascontiguousarray(frame), hit[0]), hit[1]  # on the colour frame, as detect_landmarks
 
 
 def detect_all(frames, report=lambda fraction, stage: None, total: int | None = None):
